@@ -1,0 +1,30 @@
+"""Several servers: one bmemcached connection each, and the placement that
+picks, for every key, the server(s) a reader will ask."""
+
+from typing import Callable, List, Optional, Sequence
+
+from memccp_py.connection import Connection
+from memccp_py.placement import make_placement
+from memccp_py.servers import Server
+
+
+class Cluster:
+    """Routes each key to its server's connection; connects lazily."""
+
+    def __init__(self, servers: Sequence[Server], *, distribution: str = "modula",
+                 hash_name: str = "default", timeout: Optional[float] = None,
+                 username: Optional[str] = None, password: Optional[str] = None,
+                 connection_factory: Callable[..., Connection] = Connection) -> None:
+        self.servers = list(servers)
+        self.connections = [connection_factory(s, timeout=timeout, username=username,
+                                               password=password) for s in self.servers]
+        self._place = make_placement(distribution, hash_name, self.servers)
+
+    def route(self, key: bytes) -> List[Connection]:
+        """The connections that must hold *key* (one, or all for --distribution=all)."""
+        return [self.connections[i] for i in self._place(key)]
+
+    def close(self) -> None:
+        """Close every open connection."""
+        for conn in self.connections:
+            conn.disconnect()

@@ -1,0 +1,166 @@
+"""Copy files into memcached: read each file, store it under its key, report.
+
+Nothing here parses options or exits: it takes a cluster (the client), the
+jobs and two text streams, and returns a :class:`Summary`.
+"""
+
+import os
+from typing import Dict, Iterable, List, NamedTuple, Optional, TextIO, Tuple
+
+from memccp_py.connection import Connection, Item
+from memccp_py.errors import CopyError, FileReadError, InvalidKeyError
+from memccp_py.keys import key_problem, key_warning, show
+
+#: No file larger than this is read: memcached's item size cannot exceed 1 GiB.
+MAX_FILE_BYTES = 1 << 30
+#: Pipelined stores are sent in batches of at most this many bytes or items.
+BATCH_BYTES = 4 << 20
+BATCH_ITEMS = 1000
+
+
+class Job(NamedTuple):
+    """One file and the key it is stored under (or why no key could be made)."""
+
+    path: str
+    key: bytes
+    problem: Optional[str] = None
+
+
+class Options(NamedTuple):
+    """How files are stored."""
+
+    op: str = "set"  # set, add or replace
+    flags: int = 0
+    exptime: int = 0
+    buffered: bool = False
+    gzip_flag: Optional[int] = None  # store gzip'd bytes and OR this into flags
+    verbose: bool = False
+    warn_keys: bool = True  # warn about keys a text-protocol reader cannot fetch
+
+
+class Summary(NamedTuple):
+    """What a run did."""
+
+    files: int
+    stored: int
+    bytes: int
+    failed: int
+
+
+def read_file(path: str) -> bytes:
+    """The bytes of *path*; FileReadError with a short reason if they cannot be had."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise FileReadError(f"file is {size} bytes, larger than memcached can store")
+            return handle.read()
+    except OSError as exc:
+        raise FileReadError(exc.strerror or str(exc)) from None
+
+
+def gzip_bytes(data: bytes) -> Optional[bytes]:
+    """gzip-compressed *data* (reproducible: no name, no time), or None if not smaller."""
+    import gzip
+
+    packed = gzip.compress(data, compresslevel=9, mtime=0)
+    return packed if len(packed) < len(data) else None
+
+
+class _Run:
+    """State of one copy run: counts, pending pipelined items, output."""
+
+    def __init__(self, cluster, options: Options, out: Optional[TextIO], err: Optional[TextIO]):
+        self.cluster = cluster
+        self.opt = options
+        self.out = out
+        self.err = err
+        self.files = self.stored = self.bytes = 0
+        self.failed: set = set()
+        # per connection: key -> (item, job number); flushed in batches
+        self.pending: Dict[Connection, Dict[bytes, Tuple[Item, int]]] = {}
+        self.pending_bytes = 0
+        self.pending_jobs: Dict[int, Tuple[Job, int]] = {}  # job number -> (job, size)
+
+    def report(self, job: Job, reason: object, number: Optional[int] = None) -> None:
+        if number is not None:
+            self.failed.add(number)
+        if self.err is not None:
+            self.err.write(f"memccp: {show(os.fsencode(job.path))}: {reason}\n")
+
+    def done(self, job: Job, size: int) -> None:
+        self.stored += 1
+        self.bytes += size
+        if self.opt.verbose and self.out is not None:
+            self.out.write(show(job.key) + "\n")
+
+    def prepare(self, number: int, job: Job) -> Optional[Item]:
+        problem = job.problem or key_problem(job.key)
+        if job.problem:
+            raise InvalidKeyError(job.problem)
+        if problem:
+            raise InvalidKeyError(f"{problem}: '{show(job.key)}'")
+        data = read_file(job.path)
+        flags = self.opt.flags
+        if self.opt.gzip_flag is not None:
+            packed = gzip_bytes(data)
+            if packed is not None:
+                data, flags = packed, flags | self.opt.gzip_flag
+        if self.opt.warn_keys:
+            warning = key_warning(job.key)
+            if warning:
+                self.report(job, f"warning: {warning}")
+        return Item(job.key, data, flags)
+
+    def copy(self, number: int, job: Job) -> None:
+        self.files += 1
+        try:
+            item = self.prepare(number, job)
+            connections = self.cluster.route(item.key)
+        except CopyError as exc:
+            self.report(job, exc, number)
+            return
+        if self.opt.buffered:
+            self.queue(number, job, item, connections)
+            return
+        ok = True
+        for conn in connections:
+            try:
+                conn.store(self.opt.op, item, self.opt.exptime)
+            except CopyError as exc:
+                ok = False
+                self.report(job, exc, number)
+        if ok:
+            self.done(job, len(item.data))
+
+    def queue(self, number: int, job: Job, item: Item, connections: List[Connection]) -> None:
+        if any(item.key in self.pending.get(conn, ()) for conn in connections):
+            self.flush()  # the same key twice: keep the order of the stores
+        for conn in connections:
+            self.pending.setdefault(conn, {})[item.key] = (item, number)
+        self.pending_jobs[number] = (job, len(item.data))
+        self.pending_bytes += len(item.data) * len(connections)
+        if self.pending_bytes >= BATCH_BYTES or len(self.pending_jobs) >= BATCH_ITEMS:
+            self.flush()
+
+    def flush(self) -> None:
+        pending, self.pending, self.pending_bytes = self.pending, {}, 0
+        for conn, batch in pending.items():
+            items = [item for item, _ in batch.values()]
+            for item, exc in conn.store_many(self.opt.op, items, self.opt.exptime):
+                number = batch[item.key][1]
+                self.report(self.pending_jobs[number][0], exc, number)
+        for number, (job, size) in sorted(self.pending_jobs.items()):
+            if number not in self.failed:
+                self.done(job, size)
+        self.pending_jobs = {}
+
+
+def copy_files(jobs: Iterable[Job], cluster, options: Options,
+               out: Optional[TextIO], err: Optional[TextIO]) -> Summary:
+    """Store every job's file in *cluster*; report on *out*/*err* (None: silent)."""
+    run = _Run(cluster, options, out, err)
+    for number, job in enumerate(jobs):
+        run.copy(number, job)
+    run.flush()
+    return Summary(run.files, run.stored, run.bytes, len(run.failed))

@@ -1,0 +1,66 @@
+"""The --servers / MEMCACHED_SERVERS list: ``host[:port[:weight]]``, ``[v6][:port[:weight]]``,
+``/unix/socket[:weight]``, separated by commas (or spaces)."""
+
+import re
+from typing import List, NamedTuple, Optional
+
+from memccp_py.errors import UsageError
+
+DEFAULT_PORT = 11211
+
+_HOST = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class Server(NamedTuple):
+    """One memcached server as the user wrote it."""
+
+    host: Optional[str]  # None for a unix socket
+    port: int
+    weight: int
+    path: Optional[str]  # the unix socket path, else None
+    name: str  # "host:port" as written (without weight), "/path" for sockets
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _number(text: str, what: str, entry: str, low: int, high: int) -> int:
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise UsageError(f"bad server entry {entry!r}: {what} must be a number from {low} to {high}")
+    return int(text)
+
+
+def parse_server(entry: str) -> Server:
+    """Parse one server entry; raise UsageError when it makes no sense."""
+    if entry.startswith("/"):
+        path, sep, weight = entry.rpartition(":")
+        if not sep or not weight.isdigit():
+            path, weight = entry, "1"
+        return Server(None, 0, _number(weight, "weight", entry, 1, 1000), path, path)
+    if entry.startswith("["):
+        host, sep, rest = entry[1:].partition("]")
+        if not sep or not host or ":" not in host or not re.fullmatch(r"[0-9A-Fa-f:.%a-z0-9]+", host):
+            raise UsageError(f"bad server entry {entry!r}: expected [IPv6]:port")
+        if rest and not rest.startswith(":"):
+            raise UsageError(f"bad server entry {entry!r}: expected [IPv6]:port")
+        parts = rest[1:].split(":") if rest else []
+        shown = f"[{host}]"
+    else:
+        host, *parts = entry.split(":")
+        if not _HOST.match(host):
+            raise UsageError(f"bad server entry {entry!r}: {host!r} is not a host name or address")
+        shown = host
+    if len(parts) > 2:
+        raise UsageError(f"bad server entry {entry!r}: expected host:port[:weight]")
+    port = _number(parts[0], "port", entry, 1, 65535) if parts and parts[0] else DEFAULT_PORT
+    weight = _number(parts[1], "weight", entry, 1, 1000) if len(parts) > 1 else 1
+    name = f"{shown}:{parts[0]}" if parts and parts[0] else shown
+    return Server(host, port, weight, None, name)
+
+
+def parse_servers(spec: str) -> List[Server]:
+    """Parse a whole server list; raise UsageError for an empty or bad one."""
+    entries = [e for e in re.split(r"[,\s]+", spec.strip()) if e]
+    if not entries:
+        raise UsageError("no servers given: use --servers=HOST[:PORT] or set MEMCACHED_SERVERS")
+    return [parse_server(e) for e in entries]

@@ -1,0 +1,53 @@
+"""Which files to copy and under which keys: positional FILEs, --files-from
+lists, and the key rules (--key, --basename/--relative/--absolute, --base,
+--prefix, --escape)."""
+
+import os
+from typing import BinaryIO, Iterable, Iterator, Optional, Sequence
+
+from memccp_py.copier import Job
+from memccp_py.keys import key_for_path, nginx_escape, uri_key
+
+
+def read_list(stream: BinaryIO, null: bool) -> Iterator[str]:
+    """File names from a --files-from stream: one a line, or NUL-separated with --null."""
+    sep = b"\0" if null else b"\n"
+    rest = b""
+    while True:
+        chunk = stream.read(1 << 16)
+        if not chunk:
+            break
+        parts = (rest + chunk).split(sep)
+        rest = parts.pop()
+        for part in parts:
+            if part:
+                yield os.fsdecode(part)
+    if rest and not (not null and rest == b"\r"):
+        yield os.fsdecode(rest)
+
+
+def make_jobs(paths: Iterable[str], *, key: Optional[bytes] = None, mode: str = "basename",
+              base: Optional[str] = None, prefix: bytes = b"", escape: str = "none") -> Iterator[Job]:
+    """A Job for every path, with the key the options give it."""
+    for path in paths:
+        problem = None
+        if key is not None:
+            name = key
+        elif base is not None:
+            try:
+                name = uri_key(path, base)
+            except ValueError as exc:
+                name, problem = b"", str(exc)
+        else:
+            name = key_for_path(path, mode)
+        name = prefix + name
+        if escape == "nginx":
+            name = nginx_escape(name)
+        yield Job(path, name, problem)
+
+
+def all_paths(files: Sequence[str], lists: Sequence[BinaryIO], null: bool) -> Iterator[str]:
+    """The positional FILEs, then every name in the --files-from lists."""
+    yield from files
+    for stream in lists:
+        yield from read_list(stream, null)
