@@ -7,10 +7,10 @@ from typing import List, Optional
 
 from memccp_py import __version__
 from memccp_py.errors import MemccpError, UsageError
+from memccp_py.hashing import HASHES
+from memccp_py.placement import DISTRIBUTIONS
 
-HASH_NAMES = ("default", "md5", "crc", "fnv1_64", "fnv1a_64", "fnv1_32", "fnv1a_32",
-              "hsieh", "murmur", "jenkins", "murmur3")
-DISTRIBUTIONS = ("modula", "ketama", "nginx-consistent", "nginx-hash", "all")
+HASH_NAMES = tuple(HASHES)
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 DEFAULT_TIMEOUT = 3.0
 

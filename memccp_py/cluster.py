@@ -4,7 +4,7 @@ picks, for every key, the server(s) a reader will ask."""
 from typing import Callable, List, Optional, Sequence
 
 from memccp_py.connection import Connection
-from memccp_py.placement import make_placement
+from memccp_py.placement import NGINX_DISTRIBUTIONS, make_placement
 from memccp_py.servers import Server
 
 
@@ -19,10 +19,14 @@ class Cluster:
         self.connections = [connection_factory(s, timeout=timeout, username=username,
                                                password=password) for s in self.servers]
         self._place = make_placement(distribution, hash_name, self.servers)
+        self._by_name = distribution in NGINX_DISTRIBUTIONS
 
-    def route(self, key: bytes) -> List[Connection]:
-        """The connections that must hold *key* (one, or all for --distribution=all)."""
-        return [self.connections[i] for i in self._place(key)]
+    def route(self, key: bytes, name: Optional[bytes] = None) -> List[Connection]:
+        """The connections that must hold *key* (one, or all for --distribution=all).
+
+        *name* is the key before --escape=nginx; nginx hashes that one."""
+        chosen = name if self._by_name and name is not None else key
+        return [self.connections[i] for i in self._place(chosen)]
 
     def close(self) -> None:
         """Close every open connection."""

@@ -24,6 +24,7 @@ class Job(NamedTuple):
     path: str
     key: bytes
     problem: Optional[str] = None
+    name: Optional[bytes] = None  # the key before --escape=nginx (nginx hashes this)
 
 
 class Options(NamedTuple):
@@ -116,7 +117,7 @@ class _Run:
         self.files += 1
         try:
             item = self.prepare(number, job)
-            connections = self.cluster.route(item.key)
+            connections = self.cluster.route(item.key, job.name)
         except CopyError as exc:
             self.report(job, exc, number)
             return

@@ -41,9 +41,7 @@ def make_jobs(paths: Iterable[str], *, key: Optional[bytes] = None, mode: str = 
         else:
             name = key_for_path(path, mode)
         name = prefix + name
-        if escape == "nginx":
-            name = nginx_escape(name)
-        yield Job(path, name, problem)
+        yield Job(path, nginx_escape(name) if escape == "nginx" else name, problem, name)
 
 
 def all_paths(files: Sequence[str], lists: Sequence[BinaryIO], null: bool) -> Iterator[str]:
