@@ -95,14 +95,13 @@ def memcached_cluster() -> Iterator[List[Memcached]]:
         stop(server)
 
 
-def text_command(server: Memcached, line: bytes) -> bytes:
-    """Send one text-protocol command line, return the whole reply."""
+def text_command(server: Memcached, line: bytes, one_line: bool = False) -> bytes:
+    """Send one text-protocol command line, return the whole reply (or its first line)."""
+    ends = (b"END\r\n", b"OK\r\n", b"ERROR\r\n")
     with socket.create_connection((server.host, server.port), timeout=5) as sock:
         sock.sendall(line + b"\r\n")
         reply = b""
-        while not reply.endswith((b"END\r\n", b"OK\r\n", b"EN\r\n", b"ERROR\r\n", b"HD\r\n")) \
-                and not (reply.startswith(b"VA ") and reply.count(b"\r\n") >= 2
-                         and len(reply) >= _meta_length(reply)):
+        while not (reply.endswith(b"\r\n") if one_line else reply.endswith(ends)):
             chunk = sock.recv(1 << 20)
             if not chunk:
                 break
@@ -110,24 +109,23 @@ def text_command(server: Memcached, line: bytes) -> bytes:
         return reply
 
 
-def _meta_length(reply: bytes) -> int:
-    head = reply.split(b"\r\n", 1)[0]
-    return len(head) + 2 + int(head.split()[1]) + 2
-
-
 def text_get(server: Memcached, key: bytes) -> Optional[Tuple[int, bytes]]:
-    """(flags, value) of *key* read with the text protocol's get, or None."""
-    reply = text_command(server, b"get " + key)
-    if reply == b"END\r\n":
-        return None
-    head, rest = reply.split(b"\r\n", 1)
-    _, got_key, flags, length = head.split(b" ")
-    assert got_key == key
-    return int(flags), rest[: int(length)]
+    """(flags, value) of *key* read with the text protocol's get (as nginx does), or None."""
+    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+        sock.sendall(b"get " + key + b"\r\n")
+        reader = sock.makefile("rb")
+        head = reader.readline()
+        if head == b"END\r\n":
+            return None
+        word, got_key, flags, length = head.split()
+        assert (word, got_key) == (b"VALUE", key), head
+        value = reader.read(int(length) + 2)
+        assert value.endswith(b"\r\n") and reader.readline() == b"END\r\n"
+        return int(flags), value[:-2]
 
 
 def ttl(server: Memcached, key: bytes) -> int:
     """Remaining time to live of *key* (-1: never expires), by meta get."""
-    head = text_command(server, b"mg " + key + b" t").split(b"\r\n", 1)[0]
+    head = text_command(server, b"mg " + key + b" t", one_line=True).split(b"\r\n", 1)[0]
     assert head.startswith(b"HD"), head
     return int(next(t for t in head.split()[1:] if t.startswith(b"t"))[1:])
