@@ -151,8 +151,9 @@ class Connection(Protocol):
 
     def store_many(self, op: str, items: Iterable[Item], exptime: int) -> List[Tuple[Item, CopyError]]:
         """Pipeline quiet sets/adds of *items* (distinct keys); return those that failed, with why."""
-        self.check()
         items = list(items)
+        if self.failure is not None:
+            return [(it, self.failure) for it in items]
         if op == "replace":  # the binary protocol's quiet replace is not in bmemcached
             return self._one_by_one(op, items, exptime)
         mapping = {(it.key, 0) if op == "add" else it.key: Payload(it.data, it.flags) for it in items}

@@ -1,0 +1,153 @@
+"""Bad input and failing servers: a one-line message naming the file or
+server, the other files still copied, a non-zero exit, never a traceback."""
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from conftest import free_port, start_memcached, stop, text_get
+from helpers import run
+
+
+@pytest.fixture
+def good(tmp_path):
+    path = tmp_path / "good.txt"
+    path.write_bytes(b"good")
+    return path
+
+
+def test_missing_file_and_directory(memcached, good, tmp_path, capsys):
+    """A missing file and a directory are named; the good file is still stored; exit 1."""
+    missing, directory = tmp_path / "missing.gif", tmp_path / "dir"
+    directory.mkdir()
+    code, out, err = run(capsys, "-s", memcached.address, str(missing), str(directory), str(good))
+    assert (code, out) == (1, "")
+    assert err == (f"memccp: {missing}: No such file or directory\n"
+                   f"memccp: {directory}: Is a directory\n")
+    assert text_get(memcached, b"good.txt") == (0, b"good")
+
+
+def test_file_over_item_size(memcached, good, tmp_path, capsys):
+    """A file over the server's item size (1 MiB by default) is named; the rest still stored."""
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\0" * (2 << 20))
+    for extra in ([], ["-B"]):
+        code, out, err = run(capsys, *extra, "-s", memcached.address, str(big), str(good))
+        assert (code, out) == (1, "")
+        assert err == f"memccp: {big}: value is larger than the server's item size limit (memcached -I)\n"
+        assert text_get(memcached, b"good.txt") == (0, b"good")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file; covered by test_unreadable_as_nobody")
+def test_unreadable_file(memcached, good, tmp_path, capsys):
+    """A file we may not read is named with 'Permission denied'."""
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"x")
+    secret.chmod(0)
+    code, out, err = run(capsys, "-s", memcached.address, str(secret), str(good))
+    assert (code, out, err) == (1, "", f"memccp: {secret}: Permission denied\n")
+
+
+@pytest.mark.parametrize("key, reason", [
+    ("", "empty key"),
+    ("k" * 251, "key is 251 bytes long, memcached allows at most 250: '" + "k" * 251 + "'"),
+])
+def test_bad_keys(memcached, good, capsys, key, reason):
+    """An empty or over-long key is refused for that file, with the reason."""
+    code, out, err = run(capsys, "-s", memcached.address, f"--key={key}", str(good))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"memccp: {good}: {reason}")
+
+
+def test_long_file_name_does_not_stop_others(memcached, good, tmp_path, capsys):
+    """A file whose name makes a key over 250 bytes is named; the other file is stored."""
+    long = tmp_path / ("n" * 251)
+    long.write_bytes(b"x")
+    code, out, err = run(capsys, "-s", memcached.address, str(long), str(good))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"memccp: {long}: key is 251 bytes long")
+    assert text_get(memcached, b"good.txt") == (0, b"good")
+
+
+def test_key_with_space_warns(memcached, good, capsys):
+    """A key with a space is stored but warns that text-protocol readers cannot fetch it."""
+    code, out, err = run(capsys, "-s", memcached.address, "--key=/a b.gif", str(good))
+    assert (code, out) == (0, "")
+    assert err.startswith(f"memccp: {good}: warning: key contains space or control bytes (0x20)")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["-F", "-1"], "argument -F/--flag/--flags"),
+    (["--flag=-1"], "'-1' is not a number from 0 to 4294967295"),
+    (["--flag=4294967296"], "'4294967296' is not a number from 0 to 4294967295"),
+    (["--flag=abc"], "'abc' is not a number"),
+    (["--expire=-5"], "'-5' is not a number"),
+    (["--expire=99999999999"], "is not a number from 0 to 4294967295"),
+    (["--hash=bogus"], "unknown hash 'bogus'"),
+    (["--servers=host:port"], "bad server entry 'host:port': port must be a number"),
+    (["--servers="], "no servers given"),
+    (["--timeout=0"], "'0' is not a number of seconds"),
+    (["--distribution=random"], "invalid choice: 'random'"),
+    (["-U"], "--udp is not supported"),
+])
+def test_usage_errors(memcached, good, capsys, argv, message):
+    """Bad numbers, names and server lists are usage errors: exit 2, nothing stored."""
+    servers = [] if any(a.startswith("--servers") for a in argv) else ["-s", memcached.address]
+    code, out, err = run(capsys, *servers, *argv, str(good))
+    assert (code, out) == (2, "")
+    assert message in err and "Traceback" not in err
+    assert text_get(memcached, b"good.txt") is None
+
+
+def test_no_server_and_no_file(good, capsys, monkeypatch):
+    """No server list anywhere, or no file: usage errors."""
+    monkeypatch.delenv("MEMCACHED_SERVERS", raising=False)
+    assert run(capsys, str(good)) == (
+        2, "", "memccp: no servers given: use --servers=HOST[:PORT] or set MEMCACHED_SERVERS\n")
+    assert run(capsys, "-s", "localhost") == (2, "", "memccp: no files given (see memccp --help)\n")
+
+
+def test_server_refuses(good, tmp_path, capsys):
+    """A server that refuses connections is named for every file; exit 1."""
+    other = tmp_path / "other.txt"
+    other.write_bytes(b"o")
+    address = f"127.0.0.1:{free_port()}"
+    code, out, err = run(capsys, "-s", address, str(good), str(other))
+    assert (code, out) == (1, "")
+    assert err == (f"memccp: {good}: server {address}: connection refused\n"
+                   f"memccp: {other}: server {address}: connection refused\n")
+
+
+def test_silent_server_times_out(good, capsys):
+    """A server that accepts but never answers is reported after --timeout."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        address = "127.0.0.1:%d" % listener.getsockname()[1]
+        code, out, err = run(capsys, "-s", address, "--timeout=0.5", str(good))
+    assert (code, out) == (1, "")
+    assert err == f"memccp: {good}: server {address}: no answer within 0.5 s\n"
+
+
+def test_quiet_prints_nothing(good, capsys):
+    """-q prints nothing, not even errors, but still exits 1."""
+    assert run(capsys, "-q", "-s", f"127.0.0.1:{free_port()}", str(good), "/nonexistent") == (1, "", "")
+
+
+def test_dead_server_every_batch_named(tmp_path, capsys):
+    """With a dead server, every file of every pipelined batch is named; exit 1."""
+    server = start_memcached()
+    paths = []
+    for i in range(300):
+        path = tmp_path / f"f{i:03}"
+        path.write_bytes(os.urandom(20000))
+        paths.append(str(path))
+    stop(server)
+    code, out, err = run(capsys, "-B", "-s", f"{server.host}:{server.port}", *paths)
+    assert (code, out) == (1, "")
+    assert len(err.splitlines()) == 300
+    assert all(f"server {server.host}:{server.port}:" in line for line in err.splitlines())
