@@ -1,0 +1,60 @@
+# memccp-py: developer tasks. Everything runs with Debian's /usr/bin/python3.
+PYTHON  ?= /usr/bin/python3
+VERSION := $(shell $(PYTHON) -c 'import memccp_py; print(memccp_py.__version__)')
+DEB     := out/memccp-py_$(VERSION)_all.deb
+
+.PHONY: all test man deb lintian install uninstall e2e divert-test pypi-test stdeb autopkgtest \
+        bench demo check clean
+
+all: test
+
+test:                      ## unit and integration tests against real memcached servers
+	$(PYTHON) -m pytest -q tests
+
+man:                       ## regenerate man/memccp.1 from the argparse parser
+	$(PYTHON) setup.py -q build_manpages
+
+deb: $(DEB)                ## build the .deb with dpkg-buildpackage
+
+$(DEB): $(shell git ls-files 2>/dev/null)
+	dpkg-buildpackage -us -uc -b
+	mkdir -p out
+	mv ../memccp-py_$(VERSION)_all.deb ../memccp-py_$(VERSION)_*.changes \
+	   ../memccp-py_$(VERSION)_*.buildinfo out/
+
+lintian: $(DEB)            ## lintian on the .deb and .changes (as an unprivileged user)
+	sh tools/lintian-check out
+
+install: $(DEB)            ## install the built package with apt
+	apt-get install -y --allow-downgrades ./$(DEB)
+
+uninstall:
+	apt-get purge -y memccp-py
+
+e2e: install               ## end-to-end tests of the installed package with nginx
+	$(PYTHON) -m pytest -q tests/e2e
+
+divert-test: $(DEB)        ## install/remove/purge beside libmemcached-tools' memccp
+	sh tools/divert-test $(DEB)
+
+pypi-test:                 ## pip install . into a venv (PyPI's bmemcached) and run the tests
+	sh tools/pypi-test
+
+stdeb:                     ## the alternative route: stdeb's bdist_deb
+	sh tools/stdeb-build
+
+autopkgtest: $(DEB)        ## the package's autopkgtest, on this machine
+	autopkgtest -B $(DEB) . -- null
+
+bench:                     ## benchmarks (see bench/README.md)
+	$(PYTHON) bench/bench_load.py
+
+demo: install              ## main job end to end: build+install the .deb, copy and read back
+	sh tools/demo
+
+check: test deb lintian e2e autopkgtest divert-test stdeb pypi-test  ## everything CI runs
+	@echo "make check: all passed"
+
+clean:
+	rm -rf out build .pybuild deb_dist dist *.egg-info .pytest_cache
+	-dh_clean 2>/dev/null
