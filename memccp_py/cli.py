@@ -44,11 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="memccp",
         description="Copy files into memcached, each under its name, its path or the key you "
                     "choose (--key), with memcached's binary protocol. A drop-in replacement "
-                    "for libmemcached's memccp (memcp).",
-        epilog="Environment: MEMCACHED_SERVERS is the server list when --servers is not given; "
-               "MEMCACHED_PASSWORD is the SASL password when --password is not given. "
-               "Exit status: 0 all files stored, 1 some file or server failed, 2 usage error, "
-               "130 interrupted.")
+                    "for libmemcached's memccp (memcp). The environment variable MEMCACHED_SERVERS "
+                    "is the server list when --servers is not given; MEMCACHED_PASSWORD is the "
+                    "SASL password when neither --password nor --password-file is given. Exit "
+                    "status: 0 all files stored, 1 some file or server failed, 2 usage error, "
+                    "130 interrupted.")
     parser.man_short_description = "copy files into memcached under chosen keys"
     add = parser.add_argument
     add("files", nargs="*", metavar="FILE", help="files to copy")
@@ -94,8 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
              "(nginx: memcached_gzip_flag FLAG)")
     add("-H", "--hash", type=_hash_name, default="default", metavar="NAME",
         help=f"key hash for placing keys on servers: {', '.join(HASH_NAMES)}")
-    add("--distribution", choices=DISTRIBUTIONS, default="modula",
-        help="how keys are spread over several servers (default modula, as libmemcached)")
+    add("--distribution", choices=DISTRIBUTIONS, default="modula", metavar="NAME",
+        help=f"how keys are spread over several servers: {', '.join(DISTRIBUTIONS)} "
+             "(default modula, as libmemcached and C memccp)")
     add("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
         help=f"connect and I/O timeout (default {DEFAULT_TIMEOUT:g})")
     add("-B", "--buffer", action="store_true", help="pipeline the stores (quiet sets, in batches)")
