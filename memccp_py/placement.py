@@ -48,8 +48,11 @@ def _ring_lookup(points: List[Tuple[int, int]]) -> Callable[[int], List[int]]:
 
 
 def _ketama_label(server: Server, i: int) -> bytes:
-    host = server.path if server.path is not None else server.host
-    if server.path is not None or server.port == 11211:
+    """libmemcached's point label: "host-i" on port 11211, else "host:port-i" (sockets: port 0)."""
+    if server.path is not None:
+        return f"{server.path}:0-{i}".encode()
+    host = f"[{server.host}]" if ":" in server.host else server.host  # as libmemcached keeps it
+    if server.port == 11211:
         return f"{host}-{i}".encode()
     return f"{host}:{server.port}-{i}".encode()
 
