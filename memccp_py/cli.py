@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
              "become %%XX) (default none)")
     add("--files-from", action="append", default=[], metavar="FILE",
         help="read file names from FILE (- for standard input), one a line")
+    add("-r", "--recursive", action="store_true",
+        help="copy the files below each directory FILE (with --base: a whole docroot)")
     add("-0", "--null", action="store_true", help="names in --files-from end with NUL, not newline")
     add("--gzip", type=_uint32, metavar="FLAG",
         help="store gzip-compressed bytes when smaller, with FLAG set in the flags "

@@ -5,6 +5,7 @@ jobs and two text streams, and returns a :class:`Summary`.
 """
 
 import os
+import time
 from typing import Dict, Iterable, List, NamedTuple, Optional, TextIO, Tuple
 
 from memccp_py.connection import Connection, Item
@@ -37,6 +38,7 @@ class Options(NamedTuple):
     gzip_flag: Optional[int] = None  # store gzip'd bytes and OR this into flags
     verbose: bool = False
     warn_keys: bool = True  # warn about keys a text-protocol reader cannot fetch
+    progress: bool = False  # keep a progress line on err (a terminal) for long runs
 
 
 class Summary(NamedTuple):
@@ -82,11 +84,27 @@ class _Run:
         self.pending: Dict[Connection, Dict[bytes, Tuple[Item, int]]] = {}
         self.pending_bytes = 0
         self.pending_jobs: Dict[int, Tuple[Job, int]] = {}  # job number -> (job, size)
+        self.progress_at = time.monotonic() + 1.0 if options.progress and err is not None else None
+        self.progress_width = 0
+
+    def show_progress(self, final: bool = False) -> None:
+        """Redraw the progress line at most twice a second; erase it at the end."""
+        if self.progress_at is None or (not final and time.monotonic() < self.progress_at):
+            return
+        self.progress_at = time.monotonic() + 0.5
+        line = "" if final else (f"memccp: {self.files} files, {self.stored} stored "
+                                 f"({self.bytes >> 10} KiB), {len(self.failed)} failed")
+        self.err.write("\r" + line.ljust(self.progress_width) + ("\r" if final else ""))
+        self.err.flush()
+        self.progress_width = len(line)
 
     def report(self, job: Job, reason: object, number: Optional[int] = None) -> None:
         if number is not None:
             self.failed.add(number)
         if self.err is not None:
+            if self.progress_width:
+                self.err.write("\r" + " " * self.progress_width + "\r")
+                self.progress_width = 0
             self.err.write(f"memccp: {show(os.fsencode(job.path))}: {reason}\n")
 
     def done(self, job: Job, size: int) -> None:
@@ -115,6 +133,7 @@ class _Run:
 
     def copy(self, number: int, job: Job) -> None:
         self.files += 1
+        self.show_progress()
         try:
             item = self.prepare(number, job)
             connections = self.cluster.route(item.key, job.name)
@@ -164,4 +183,5 @@ def copy_files(jobs: Iterable[Job], cluster, options: Options,
     for number, job in enumerate(jobs):
         run.copy(number, job)
     run.flush()
+    run.show_progress(final=True)
     return Summary(run.files, run.stored, run.bytes, len(run.failed))

@@ -70,13 +70,15 @@ def run(args: argparse.Namespace, stdin: TextIO, out: Optional[TextIO], err: Opt
     cluster = Cluster(servers, distribution=args.distribution, hash_name=args.hash,
                       timeout=args.timeout, username=args.username, password=password)
     lists = _open_lists(args.files_from, stdin)
-    jobs = make_jobs(all_paths(args.files, lists, args.null),
+    jobs = make_jobs(all_paths(args.files, lists, args.null, args.recursive),
                      key=None if args.key is None else os.fsencode(args.key),
                      mode=args.key_mode, base=args.base, prefix=os.fsencode(args.prefix),
                      escape=args.escape)
     options = Options(op=args.op, flags=args.flags, exptime=args.expire,
-                      buffered=args.buffer or bool(args.files_from) or args.base is not None,
-                      gzip_flag=args.gzip, verbose=args.verbose, warn_keys=args.escape != "nginx")
+                      buffered=args.buffer or bool(args.files_from) or args.recursive
+                      or args.base is not None,
+                      gzip_flag=args.gzip, verbose=args.verbose, warn_keys=args.escape != "nginx",
+                      progress=err is not None and err.isatty() and not args.verbose)
     try:
         summary = copy_files(jobs, cluster, options, out, err)
     finally:

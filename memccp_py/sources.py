@@ -44,8 +44,24 @@ def make_jobs(paths: Iterable[str], *, key: Optional[bytes] = None, mode: str = 
         yield Job(path, nginx_escape(name) if escape == "nginx" else name, problem, name)
 
 
-def all_paths(files: Sequence[str], lists: Sequence[BinaryIO], null: bool) -> Iterator[str]:
-    """The positional FILEs, then every name in the --files-from lists."""
-    yield from files
+def walk(path: str) -> Iterator[str]:
+    """*path* itself, or, for a directory, every file below it in name order."""
+    if not os.path.isdir(path):
+        yield path
+        return
+    for top, dirs, names in os.walk(path):
+        dirs.sort()
+        for name in sorted(names):
+            yield os.path.join(top, name)
+
+
+def all_paths(files: Sequence[str], lists: Sequence[BinaryIO], null: bool,
+              recursive: bool = False) -> Iterator[str]:
+    """The positional FILEs (directories walked with *recursive*), then the --files-from names."""
+    for path in files:
+        if recursive:
+            yield from walk(path)
+        else:
+            yield path
     for stream in lists:
         yield from read_list(stream, null)

@@ -1,0 +1,124 @@
+"""Bulk loading for nginx: --base/--prefix URI keys, --files-from (-0),
+--recursive, --escape=nginx and --gzip, pipelined."""
+
+import gzip
+import io
+import os
+import sys
+
+import pytest
+
+from conftest import text_get
+from helpers import run
+
+
+@pytest.fixture
+def docroot(tmp_path):
+    """A docroot with nested dirs and odd names: spaces, newline, %, UTF-8."""
+    root = tmp_path / "www"
+    files = {
+        "index.html": b"<html>" + b"x" * 3000 + b"</html>",
+        "img/a.gif": os.urandom(5000),
+        "img/a b ñ.gif": os.urandom(700),
+        "css/100%.css": b"body{}" * 400,
+        "odd/new\nline.txt": b"nl",
+    }
+    for name, data in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root, files
+
+
+def stdin_with(monkeypatch, data: bytes) -> None:
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+
+def test_files_from_null_with_base(memcached, docroot, capsys, monkeypatch):
+    """find -print0 | memccp --files-from=- -0 --base=DIR stores each file under its URI."""
+    root, files = docroot
+    names = b"".join(os.fsencode(root / n) + b"\0" for n in files)
+    stdin_with(monkeypatch, names)
+    code, out, err = run(capsys, "-s", memcached.address, "--files-from=-", "-0", f"--base={root}",
+                         "--escape=nginx")
+    assert (code, out, err) == (0, "", "")
+    assert text_get(memcached, b"/img/a.gif") == (0, files["img/a.gif"])
+    assert text_get(memcached, "/img/a%20b%20ñ.gif".encode()) == (0, files["img/a b ñ.gif"])
+    assert text_get(memcached, b"/css/100%25.css") == (0, files["css/100%.css"])
+    assert text_get(memcached, b"/odd/new%0Aline.txt") == (0, b"nl")
+
+
+def test_files_from_lines_and_prefix(memcached, docroot, capsys, tmp_path):
+    """--files-from=FILE reads one name a line; --prefix goes before every key."""
+    root, files = docroot
+    listing = tmp_path / "list"
+    listing.write_bytes(b"".join(os.fsencode(root / n) + b"\n" for n in ("index.html", "img/a.gif")))
+    code, out, err = run(capsys, "-v", "-s", memcached.address, f"--files-from={listing}",
+                         f"--base={root}", "--prefix=www.example.org")
+    assert code == 0
+    assert out == "www.example.org/index.html\nwww.example.org/img/a.gif\n"
+    assert err == f"memccp: 2 files, 2 stored ({3013 + 5000} bytes), 0 failed\n"
+    assert text_get(memcached, b"www.example.org/img/a.gif") == (0, files["img/a.gif"])
+
+
+def test_recursive_base(memcached, docroot, capsys):
+    """-r --base=DIR DIR loads the whole docroot in one run."""
+    root, files = docroot
+    code, out, err = run(capsys, "-r", "--escape=nginx", "-s", memcached.address, f"--base={root}", str(root))
+    assert (code, out, err) == (0, "", "")
+    for name, data in files.items():
+        key = name.replace("%", "%25").replace(" ", "%20").replace("\n", "%0A")
+        assert text_get(memcached, b"/" + key.encode()) == (0, data)
+
+
+def test_unescaped_odd_names_warn(memcached, docroot, capsys):
+    """Without --escape=nginx, keys with spaces or newlines are stored but warned about."""
+    root, files = docroot
+    code, out, err = run(capsys, "-s", memcached.address, f"--base={root}", str(root / "img/a b ñ.gif"))
+    assert (code, out) == (0, "")
+    assert "warning: key contains space or control bytes (0x20)" in err
+
+
+def test_file_outside_base(memcached, docroot, tmp_path, capsys):
+    """A file outside --base is named and skipped; the others are stored."""
+    root, files = docroot
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"o")
+    code, out, err = run(capsys, "-s", memcached.address, f"--base={root}", str(outside), str(root / "index.html"))
+    assert (code, out) == (1, "")
+    assert err == f"memccp: {outside}: not below --base {root}\n"
+    assert text_get(memcached, b"/index.html") == (0, files["index.html"])
+
+
+def test_escaped_key_too_long(memcached, tmp_path, capsys):
+    """A key over 250 bytes only after escaping is reported, not sent."""
+    path = tmp_path / ("%" * 100)
+    path.write_bytes(b"x")
+    code, out, err = run(capsys, "-s", memcached.address, f"--base={tmp_path}", "--escape=nginx", str(path))
+    assert (code, out) == (1, "")
+    assert err.startswith(f"memccp: {path}: key is 301 bytes long, memcached allows at most 250")
+
+
+def test_gzip_flag(memcached, docroot, capsys):
+    """--gzip=FLAG stores gzip bytes with FLAG or'ed in, only where that is smaller."""
+    root, files = docroot
+    code, out, err = run(capsys, "-s", memcached.address, "-F", "1", "--gzip=2", f"--base={root}",
+                         str(root / "css/100%.css"), str(root / "img/a.gif"))
+    assert (code, out, err) == (0, "", "")
+    flags, data = text_get(memcached, b"/css/100%.css")
+    assert flags == 3 and len(data) < len(files["css/100%.css"])
+    assert gzip.decompress(data) == files["css/100%.css"]
+    assert text_get(memcached, b"/img/a.gif") == (1, files["img/a.gif"])  # random bytes: not smaller
+
+
+def test_many_files_in_batches(memcached, tmp_path, capsys):
+    """3,000 files go in several pipelined batches; every one is stored exactly."""
+    paths = []
+    for i in range(3000):
+        path = tmp_path / f"{i}.bin"
+        path.write_bytes(os.urandom(i % 3000))
+        paths.append(path)
+    code, out, err = run(capsys, "-B", "-s", memcached.address, *map(str, paths))
+    assert (code, out, err) == (0, "", "")
+    for path in paths:
+        assert text_get(memcached, path.name.encode()) == (0, path.read_bytes())
