@@ -2,6 +2,9 @@
 PYTHON  ?= /usr/bin/python3
 VERSION := $(shell $(PYTHON) -c 'import memccp_py; print(memccp_py.__version__)')
 DEB     := out/memccp-py_$(VERSION)_all.deb
+# Debian's tools (pybuild runs "python3.11") must find Debian's interpreters,
+# not a python3 from pyenv, a venv or /usr/local earlier on PATH.
+DEBPATH := env PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
 .PHONY: all test man deb lintian install uninstall e2e divert-test pypi-test stdeb autopkgtest \
         bench demo check clean
@@ -17,7 +20,7 @@ man:                       ## regenerate man/memccp.1 from the argparse parser
 deb: $(DEB)                ## build the .deb with dpkg-buildpackage
 
 $(DEB): $(shell git ls-files 2>/dev/null)
-	dpkg-buildpackage -us -uc -b
+	$(DEBPATH) dpkg-buildpackage -us -uc -b
 	mkdir -p out
 	mv ../memccp-py_$(VERSION)_all.deb ../memccp-py_$(VERSION)_*.changes \
 	   ../memccp-py_$(VERSION)_*.buildinfo out/
