@@ -1,16 +1,15 @@
 """Command line of memccp: ``build_parser()`` and ``main()``."""
 
+from __future__ import annotations
+
 import argparse
 import os
 import sys
-from typing import List, Optional
 
 from memccp_py import __version__
 from memccp_py.errors import MemccpError, UsageError
-from memccp_py.hashing import HASHES
-from memccp_py.placement import DISTRIBUTIONS
+from memccp_py.names import DISTRIBUTIONS, HASH_NAMES
 
-HASH_NAMES = tuple(HASHES)
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 DEFAULT_TIMEOUT = 3.0
 
@@ -110,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     """Run memccp with *argv* (default: sys.argv[1:]); return the exit status."""
     parser = build_parser()
     try:

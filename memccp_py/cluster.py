@@ -1,27 +1,34 @@
 """Several servers: one bmemcached connection each, and the placement that
 picks, for every key, the server(s) a reader will ask."""
 
-from typing import Callable, List, Optional, Sequence
+from __future__ import annotations
+
+from collections import abc
 
 from memccp_py.connection import Connection
-from memccp_py.placement import NGINX_DISTRIBUTIONS, make_placement
+from memccp_py.names import NGINX_DISTRIBUTIONS
 from memccp_py.servers import Server
 
 
 class Cluster:
     """Routes each key to its server's connection; connects lazily."""
 
-    def __init__(self, servers: Sequence[Server], *, distribution: str = "modula",
-                 hash_name: str = "default", timeout: Optional[float] = None,
-                 username: Optional[str] = None, password: Optional[str] = None,
-                 connection_factory: Callable[..., Connection] = Connection) -> None:
+    def __init__(self, servers: abc.Sequence[Server], *, distribution: str = "modula",
+                 hash_name: str = "default", timeout: float | None = None,
+                 username: str | None = None, password: str | None = None,
+                 connection_factory: abc.Callable[..., Connection] = Connection) -> None:
         self.servers = list(servers)
         self.connections = [connection_factory(s, timeout=timeout, username=username,
                                                password=password) for s in self.servers]
-        self._place = make_placement(distribution, hash_name, self.servers)
+        if len(self.servers) == 1:
+            self._place = lambda key: [0]
+        else:  # hashing is only needed, and imported, for several servers
+            from memccp_py.placement import make_placement
+
+            self._place = make_placement(distribution, hash_name, self.servers)
         self._by_name = distribution in NGINX_DISTRIBUTIONS
 
-    def route(self, key: bytes, name: Optional[bytes] = None) -> List[Connection]:
+    def route(self, key: bytes, name: bytes | None = None) -> list[Connection]:
         """The connections that must hold *key* (one, or all for --distribution=all).
 
         *name* is the key before --escape=nginx; nginx hashes that one."""

@@ -12,8 +12,10 @@ changes only what a file copier must not inherit from it:
   :class:`~memccp_py.errors.ServerError` naming it.
 """
 
+from __future__ import annotations
+
 import socket
-from typing import Iterable, List, NamedTuple, Optional, Tuple
+from collections import abc, namedtuple
 
 from bmemcached.exceptions import InvalidCredentials, MemcachedException
 from bmemcached.protocol import Protocol
@@ -36,22 +38,28 @@ _STATUS = {
 }
 
 
-class Payload(NamedTuple):
-    """A value stored exactly as given: these bytes, these flags."""
+class Payload(namedtuple("Payload", "data flags")):
+    """A value stored exactly as given: these bytes, these flags.
 
-    data: bytes
-    flags: int
+    ``data``: bytes
+    ``flags``: int
+    """
 
-
-class Item(NamedTuple):
-    """One item to store."""
-
-    key: bytes
-    data: bytes
-    flags: int
+    __slots__ = ()
 
 
-def describe_socket_error(exc: BaseException, timeout: Optional[float]) -> str:
+class Item(namedtuple("Item", "key data flags")):
+    """One item to store.
+
+    ``key``: bytes
+    ``data``: bytes
+    ``flags``: int
+    """
+
+    __slots__ = ()
+
+
+def describe_socket_error(exc: BaseException, timeout: float | None) -> str:
     """A short human reason for a socket-level failure."""
     if isinstance(exc, socket.timeout):
         return f"no answer within {timeout:g} s" if timeout else "timed out"
@@ -70,15 +78,15 @@ def describe_socket_error(exc: BaseException, timeout: Optional[float]) -> str:
 class Connection(Protocol):
     """A bmemcached Protocol that stores raw bytes and reports every failure."""
 
-    def __init__(self, server: Server, timeout: Optional[float] = None,
-                 username: Optional[str] = None, password: Optional[str] = None) -> None:
+    def __init__(self, server: Server, timeout: float | None = None,
+                 username: str | None = None, password: str | None = None) -> None:
         super().__init__(server.path or "localhost", username=username, password=password,
                          socket_timeout=timeout)
         self.spec = server
         self.host = server.host
         self.port = server.port
         self.timeout = timeout
-        self.failure: Optional[ServerError] = None
+        self.failure: ServerError | None = None
 
     def __str__(self) -> str:  # bmemcached's own includes the password
         return f"server {self.spec.name}"
@@ -149,7 +157,7 @@ class Connection(Protocol):
             raise KeyNotFoundError(f"key '{key}' does not exist (--replace changes only existing keys)")
         raise StoreError(f"key '{key}': item not stored")
 
-    def store_many(self, op: str, items: Iterable[Item], exptime: int) -> List[Tuple[Item, CopyError]]:
+    def store_many(self, op: str, items: abc.Iterable[Item], exptime: int) -> list[tuple[Item, CopyError]]:
         """Pipeline quiet sets/adds of *items* (distinct keys); return those that failed, with why."""
         items = list(items)
         if self.failure is not None:
@@ -164,7 +172,7 @@ class Connection(Protocol):
         # The quiet reply says only that a key failed: ask again, loudly, to learn why.
         return self._one_by_one(op, [it for it in items if it.key in failed_keys], exptime)
 
-    def _one_by_one(self, op: str, items: List[Item], exptime: int) -> List[Tuple[Item, CopyError]]:
+    def _one_by_one(self, op: str, items: list[Item], exptime: int) -> list[tuple[Item, CopyError]]:
         failures = []
         for it in items:
             try:

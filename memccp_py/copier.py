@@ -4,9 +4,12 @@ Nothing here parses options or exits: it takes a cluster (the client), the
 jobs and two text streams, and returns a :class:`Summary`.
 """
 
+from __future__ import annotations
+
+import io
 import os
 import time
-from typing import Dict, Iterable, List, NamedTuple, Optional, TextIO, Tuple
+from collections import abc, namedtuple
 
 from memccp_py.connection import Connection, Item
 from memccp_py.errors import CopyError, FileReadError, InvalidKeyError
@@ -19,35 +22,33 @@ BATCH_BYTES = 4 << 20
 BATCH_ITEMS = 1000
 
 
-class Job(NamedTuple):
-    """One file and the key it is stored under (or why no key could be made)."""
+class Job(namedtuple("Job", "path key problem name", defaults=(None, None))):
+    """One file and the key it is stored under.
 
-    path: str
-    key: bytes
-    problem: Optional[str] = None
-    name: Optional[bytes] = None  # the key before --escape=nginx (nginx hashes this)
+    ``path``: str; ``key``: bytes; ``problem``: why no key could be made, else None;
+    ``name``: the key before --escape=nginx (nginx hashes that one), else None.
+    """
 
-
-class Options(NamedTuple):
-    """How files are stored."""
-
-    op: str = "set"  # set, add or replace
-    flags: int = 0
-    exptime: int = 0
-    buffered: bool = False
-    gzip_flag: Optional[int] = None  # store gzip'd bytes and OR this into flags
-    verbose: bool = False
-    warn_keys: bool = True  # warn about keys a text-protocol reader cannot fetch
-    progress: bool = False  # keep a progress line on err (a terminal) for long runs
+    __slots__ = ()
 
 
-class Summary(NamedTuple):
-    """What a run did."""
+class Options(namedtuple("Options", "op flags exptime buffered gzip_flag verbose warn_keys progress",
+                         defaults=("set", 0, 0, False, None, False, True, False))):
+    """How files are stored.
 
-    files: int
-    stored: int
-    bytes: int
-    failed: int
+    ``op``: set, add or replace; ``flags``, ``exptime``: stored with every item;
+    ``buffered``: pipeline the stores; ``gzip_flag``: store gzip'd bytes and OR this into
+    the flags (None: off); ``verbose``: print each key; ``warn_keys``: warn about keys a
+    text-protocol reader cannot fetch; ``progress``: keep a progress line on err.
+    """
+
+    __slots__ = ()
+
+
+class Summary(namedtuple("Summary", "files stored bytes failed")):
+    """What a run did: files seen, stored, bytes stored, files failed."""
+
+    __slots__ = ()
 
 
 def read_file(path: str) -> bytes:
@@ -62,7 +63,7 @@ def read_file(path: str) -> bytes:
         raise FileReadError(exc.strerror or str(exc)) from None
 
 
-def gzip_bytes(data: bytes) -> Optional[bytes]:
+def gzip_bytes(data: bytes) -> bytes | None:
     """gzip-compressed *data* (reproducible: no name, no time), or None if not smaller."""
     import gzip
 
@@ -73,7 +74,7 @@ def gzip_bytes(data: bytes) -> Optional[bytes]:
 class _Run:
     """State of one copy run: counts, pending pipelined items, output."""
 
-    def __init__(self, cluster, options: Options, out: Optional[TextIO], err: Optional[TextIO]):
+    def __init__(self, cluster, options: Options, out: io.TextIOBase | None, err: io.TextIOBase | None):
         self.cluster = cluster
         self.opt = options
         self.out = out
@@ -81,15 +82,16 @@ class _Run:
         self.files = self.stored = self.bytes = 0
         self.failed: set = set()
         # per connection: key -> (item, job number); flushed in batches
-        self.pending: Dict[Connection, Dict[bytes, Tuple[Item, int]]] = {}
+        self.pending: dict[Connection, dict[bytes, tuple[Item, int]]] = {}
         self.pending_bytes = 0
-        self.pending_jobs: Dict[int, Tuple[Job, int]] = {}  # job number -> (job, size)
+        self.pending_jobs: dict[int, tuple[Job, int]] = {}  # job number -> (job, size)
         self.progress_at = time.monotonic() + 1.0 if options.progress and err is not None else None
         self.progress_width = 0
 
     def show_progress(self, final: bool = False) -> None:
         """Redraw the progress line at most twice a second; erase it at the end."""
-        if self.progress_at is None or (not final and time.monotonic() < self.progress_at):
+        if self.progress_at is None or (final and not self.progress_width) \
+                or (not final and time.monotonic() < self.progress_at):
             return
         self.progress_at = time.monotonic() + 0.5
         line = "" if final else (f"memccp: {self.files} files, {self.stored} stored "
@@ -98,7 +100,7 @@ class _Run:
         self.err.flush()
         self.progress_width = len(line)
 
-    def report(self, job: Job, reason: object, number: Optional[int] = None) -> None:
+    def report(self, job: Job, reason: object, number: int | None = None) -> None:
         if number is not None:
             self.failed.add(number)
         if self.err is not None:
@@ -113,7 +115,7 @@ class _Run:
         if self.opt.verbose and self.out is not None:
             self.out.write(show(job.key) + "\n")
 
-    def prepare(self, number: int, job: Job) -> Optional[Item]:
+    def prepare(self, number: int, job: Job) -> Item | None:
         problem = job.problem or key_problem(job.key)
         if job.problem:
             raise InvalidKeyError(job.problem)
@@ -153,7 +155,7 @@ class _Run:
         if ok:
             self.done(job, len(item.data))
 
-    def queue(self, number: int, job: Job, item: Item, connections: List[Connection]) -> None:
+    def queue(self, number: int, job: Job, item: Item, connections: list[Connection]) -> None:
         if any(item.key in self.pending.get(conn, ()) for conn in connections):
             self.flush()  # the same key twice: keep the order of the stores
         for conn in connections:
@@ -176,8 +178,8 @@ class _Run:
         self.pending_jobs = {}
 
 
-def copy_files(jobs: Iterable[Job], cluster, options: Options,
-               out: Optional[TextIO], err: Optional[TextIO]) -> Summary:
+def copy_files(jobs: abc.Iterable[Job], cluster, options: Options,
+               out: io.TextIOBase | None, err: io.TextIOBase | None) -> Summary:
     """Store every job's file in *cluster*; report on *out*/*err* (None: silent)."""
     run = _Run(cluster, options, out, err)
     for number, job in enumerate(jobs):

@@ -23,10 +23,9 @@ import zlib
 from typing import Callable, List, Sequence, Tuple
 
 from memccp_py.hashing import crc, hash_function, md5
+from memccp_py.names import DISTRIBUTIONS
 from memccp_py.servers import Server
 
-DISTRIBUTIONS = ("modula", "ketama", "ketama-weighted", "nginx-consistent", "nginx-hash", "all")
-NGINX_DISTRIBUTIONS = ("nginx-consistent", "nginx-hash")
 
 Placement = Callable[[bytes], List[int]]
 

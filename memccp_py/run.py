@@ -1,9 +1,11 @@
 """One memccp run from parsed options: check them, connect, copy, summarise."""
 
+from __future__ import annotations
+
 import argparse
+import io
 import os
 import sys
-from typing import BinaryIO, List, Optional, TextIO
 
 from memccp_py.cluster import Cluster
 from memccp_py.copier import Options, Summary, copy_files
@@ -12,7 +14,7 @@ from memccp_py.servers import parse_servers
 from memccp_py.sources import all_paths, make_jobs
 
 
-def _password(args: argparse.Namespace) -> Optional[str]:
+def _password(args: argparse.Namespace) -> str | None:
     if args.password_file:
         try:
             with open(args.password_file, encoding="utf-8") as handle:
@@ -22,7 +24,7 @@ def _password(args: argparse.Namespace) -> Optional[str]:
     return args.password if args.password is not None else os.environ.get("MEMCACHED_PASSWORD")
 
 
-def _check(args: argparse.Namespace, password: Optional[str]) -> None:
+def _check(args: argparse.Namespace, password: str | None) -> None:
     if args.udp:
         raise UsageError("--udp is not supported: memccp-py stores over TCP or a unix socket "
                          "with the binary protocol; drop -U")
@@ -40,7 +42,7 @@ def _check(args: argparse.Namespace, password: Optional[str]) -> None:
         raise UsageError("--files-from=- can be given once")
 
 
-def _open_lists(names: List[str], stdin: TextIO) -> List[BinaryIO]:
+def _open_lists(names: list[str], stdin: io.TextIOBase) -> list[io.BufferedIOBase]:
     streams = []
     for name in names:
         if name == "-":
@@ -53,7 +55,7 @@ def _open_lists(names: List[str], stdin: TextIO) -> List[BinaryIO]:
     return streams
 
 
-def run(args: argparse.Namespace, stdin: TextIO, out: Optional[TextIO], err: Optional[TextIO]) -> int:
+def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | None, err: io.TextIOBase | None) -> int:
     """Copy what *args* asks for; return the exit status (0 all stored, 1 not)."""
     password = _password(args)
     _check(args, password)

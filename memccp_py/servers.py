@@ -1,8 +1,10 @@
 """The --servers / MEMCACHED_SERVERS list: ``host[:port[:weight]]``, ``[v6][:port[:weight]]``,
 ``/unix/socket[:weight]``, separated by commas (or spaces)."""
 
+from __future__ import annotations
+
 import re
-from typing import List, NamedTuple, Optional
+from collections import namedtuple
 
 from memccp_py.errors import UsageError
 
@@ -11,14 +13,15 @@ DEFAULT_PORT = 11211
 _HOST = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
-class Server(NamedTuple):
-    """One memcached server as the user wrote it."""
+class Server(namedtuple("Server", "host port weight path name")):
+    """One memcached server as the user wrote it.
 
-    host: Optional[str]  # None for a unix socket
-    port: int
-    weight: int
-    path: Optional[str]  # the unix socket path, else None
-    name: str  # "host:port" as written (without weight), "/path" for sockets
+    ``host``: name or address (None for a unix socket); ``port``: int; ``weight``: int;
+    ``path``: the unix socket path, else None; ``name``: "host:port" as written, without
+    the weight ("/path" for sockets).
+    """
+
+    __slots__ = ()
 
     def __str__(self) -> str:
         return self.name
@@ -58,7 +61,7 @@ def parse_server(entry: str) -> Server:
     return Server(host, port, weight, None, name)
 
 
-def parse_servers(spec: str) -> List[Server]:
+def parse_servers(spec: str) -> list[Server]:
     """Parse a whole server list; raise UsageError for an empty or bad one."""
     entries = [e for e in re.split(r"[,\s]+", spec.strip()) if e]
     if not entries:

@@ -2,14 +2,17 @@
 lists, and the key rules (--key, --basename/--relative/--absolute, --base,
 --prefix, --escape)."""
 
+from __future__ import annotations
+
+import io
 import os
-from typing import BinaryIO, Iterable, Iterator, Optional, Sequence
+from collections import abc
 
 from memccp_py.copier import Job
 from memccp_py.keys import key_for_path, nginx_escape, uri_key
 
 
-def read_list(stream: BinaryIO, null: bool) -> Iterator[str]:
+def read_list(stream: io.BufferedIOBase, null: bool) -> abc.Iterator[str]:
     """File names from a --files-from stream: one a line, or NUL-separated with --null."""
     sep = b"\0" if null else b"\n"
     rest = b""
@@ -26,8 +29,8 @@ def read_list(stream: BinaryIO, null: bool) -> Iterator[str]:
         yield os.fsdecode(rest)
 
 
-def make_jobs(paths: Iterable[str], *, key: Optional[bytes] = None, mode: str = "basename",
-              base: Optional[str] = None, prefix: bytes = b"", escape: str = "none") -> Iterator[Job]:
+def make_jobs(paths: abc.Iterable[str], *, key: bytes | None = None, mode: str = "basename",
+              base: str | None = None, prefix: bytes = b"", escape: str = "none") -> abc.Iterator[Job]:
     """A Job for every path, with the key the options give it."""
     for path in paths:
         problem = None
@@ -44,7 +47,7 @@ def make_jobs(paths: Iterable[str], *, key: Optional[bytes] = None, mode: str = 
         yield Job(path, nginx_escape(name) if escape == "nginx" else name, problem, name)
 
 
-def walk(path: str) -> Iterator[str]:
+def walk(path: str) -> abc.Iterator[str]:
     """*path* itself, or, for a directory, every file below it in name order."""
     if not os.path.isdir(path):
         yield path
@@ -55,8 +58,8 @@ def walk(path: str) -> Iterator[str]:
             yield os.path.join(top, name)
 
 
-def all_paths(files: Sequence[str], lists: Sequence[BinaryIO], null: bool,
-              recursive: bool = False) -> Iterator[str]:
+def all_paths(files: abc.Sequence[str], lists: abc.Sequence[io.BufferedIOBase], null: bool,
+              recursive: bool = False) -> abc.Iterator[str]:
     """The positional FILEs (directories walked with *recursive*), then the --files-from names."""
     for path in files:
         if recursive:

@@ -8,6 +8,7 @@ import random
 import pytest
 
 from memccp_py.hashing import HASHES
+from memccp_py.names import HASH_NAMES
 
 KEYS = [b"", b"a", b"foo", b"/images/a.gif", b"hello world", b"abcdefghijklm", "été".encode(), b"\xff"]
 # Values libhashkit_digest() of Debian's libhashkit2 1.1.4 returns (hsieh: upstream's, not built there).
@@ -58,3 +59,8 @@ def test_against_installed_libhashkit(name):
     for _ in range(2000):
         key = bytes(rnd.randrange(256) for _ in range(rnd.randrange(60)))
         assert HASHES[name](key) == lib.libhashkit_digest(key, len(key), ALGORITHM[name]), key
+
+
+def test_every_hash_name_has_a_function():
+    """Every name --hash accepts has its function, in libhashkit's order."""
+    assert tuple(HASHES) == HASH_NAMES

@@ -1,0 +1,11 @@
+"""Names the command line accepts, kept apart so that parsing imports nothing heavy."""
+
+#: memccp --hash names (libmemcached's, lower case), in libhashkit's order.
+HASH_NAMES = ("default", "md5", "crc", "fnv1_64", "fnv1a_64", "fnv1_32", "fnv1a_32",
+              "hsieh", "murmur", "jenkins", "murmur3")
+
+#: --distribution names.
+DISTRIBUTIONS = ("modula", "ketama", "ketama-weighted", "nginx-consistent", "nginx-hash", "all")
+
+#: Distributions that place keys as nginx does (on the key before --escape=nginx).
+NGINX_DISTRIBUTIONS = ("nginx-consistent", "nginx-hash")
