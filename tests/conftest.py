@@ -32,15 +32,16 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def wait_until_answers(host: str, port: int, process: subprocess.Popen, seconds: float = 10) -> None:
-    """Return once memcached answers 'version', fail if it dies or stays silent."""
+    """Return once memcached answers a binary-protocol NOOP (SASL servers answer it too), fail if
+    it dies or stays silent."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"memcached exited with {process.returncode}")
         try:
             with socket.create_connection((host, port), timeout=1) as sock:
-                sock.sendall(b"version\r\n")
-                if sock.recv(100).startswith(b"VERSION"):
+                sock.sendall(bytes([0x80, 0x0A]) + bytes(22))
+                if sock.recv(24)[:1] == b"\x81":
                     return
         except OSError:
             time.sleep(0.05)
