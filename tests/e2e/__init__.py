@@ -1,0 +1,1 @@
+"""End-to-end tests of the installed package (/usr/bin/memccp from the .deb) with nginx."""
