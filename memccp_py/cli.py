@@ -10,7 +10,7 @@ from memccp_py import __version__
 from memccp_py.errors import MemccpError, UsageError
 from memccp_py.names import DISTRIBUTIONS, HASH_NAMES
 
-EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 70, 130
 DEFAULT_TIMEOUT = 3.0
 
 
@@ -120,24 +120,30 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from memccp_py.run import run
 
-        return run(args, sys.stdin, sys.stdout if not args.quiet else None, err)
+        status = run(args, sys.stdin, None if args.quiet else sys.stdout, err)
     except UsageError as exc:
-        if err is not None:
-            err.write(f"memccp: {exc}\n")
-        return EXIT_USAGE
+        status = _report(err, exc, EXIT_USAGE)
     except KeyboardInterrupt:
-        if err is not None:
-            err.write("memccp: interrupted\n")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        _silence_stdout()
-        return EXIT_FAILED
+        status = _report(err, "interrupted", EXIT_INTERRUPTED)
     except (MemccpError, OSError) as exc:
         if args.debug:
             raise
-        if err is not None:
-            err.write(f"memccp: {exc}\n")
-        return EXIT_FAILED
+        status = _report(err, exc, EXIT_FAILED)
+    except Exception as exc:  # a bug: say so in one line; --debug shows the traceback
+        if args.debug:
+            raise
+        status = _report(err, f"internal error: {exc!r} (--debug shows where)", EXIT_INTERNAL)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader left early (| head); the copy went on regardless
+        _silence_stdout()
+    return status
+
+
+def _report(err, message: object, status: int) -> int:
+    if err is not None:
+        err.write(f"memccp: {message}\n")
+    return status
 
 
 def _silence_stdout() -> None:

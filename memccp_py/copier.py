@@ -113,7 +113,10 @@ class _Run:
         self.stored += 1
         self.bytes += size
         if self.opt.verbose and self.out is not None:
-            self.out.write(show(job.key) + "\n")
+            try:
+                self.out.write(show(job.key) + "\n")
+            except BrokenPipeError:  # the reader went away (| head): go on copying, silently
+                self.out = None
 
     def prepare(self, number: int, job: Job) -> Item | None:
         problem = job.problem or key_problem(job.key)
