@@ -109,14 +109,23 @@ class _Run:
                 self.progress_width = 0
             self.err.write(f"memccp: {show(os.fsencode(job.path))}: {reason}\n")
 
+    def say(self, line: str | None) -> None:
+        """Write *line* to out (None: flush it); once the reader has left (| head), stay silent."""
+        if self.out is None:
+            return
+        try:
+            if line is None:
+                self.out.flush()
+            else:
+                self.out.write(line)
+        except BrokenPipeError:  # go on copying: the files matter more than the listing
+            self.out = None
+
     def done(self, job: Job, size: int) -> None:
         self.stored += 1
         self.bytes += size
-        if self.opt.verbose and self.out is not None:
-            try:
-                self.out.write(show(job.key) + "\n")
-            except BrokenPipeError:  # the reader went away (| head): go on copying, silently
-                self.out = None
+        if self.opt.verbose:
+            self.say(show(job.key) + "\n")
 
     def prepare(self, number: int, job: Job) -> Item | None:
         problem = job.problem or key_problem(job.key)
@@ -179,6 +188,8 @@ class _Run:
             if number not in self.failed:
                 self.done(job, size)
         self.pending_jobs = {}
+        if self.opt.verbose:
+            self.say(None)  # a batch is confirmed: say so now
 
 
 def copy_files(jobs: abc.Iterable[Job], cluster, options: Options,

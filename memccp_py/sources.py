@@ -16,8 +16,9 @@ def read_list(stream: io.BufferedIOBase, null: bool) -> abc.Iterator[str]:
     """File names from a --files-from stream: one a line, or NUL-separated with --null."""
     sep = b"\0" if null else b"\n"
     rest = b""
+    read = getattr(stream, "read1", stream.read)  # what is there now: a pipe may pause
     while True:
-        chunk = stream.read(1 << 16)
+        chunk = read(1 << 16)
         if not chunk:
             break
         parts = (rest + chunk).split(sep)

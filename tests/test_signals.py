@@ -63,8 +63,10 @@ def test_server_killed_mid_run(tmp_path):
         first = proc.stdout.readline()  # a batch was confirmed
         stop(server)
         names.write("".join(p + "\n" for p in paths[100:]))
-    out, err = proc.communicate(timeout=30)
-    confirmed = set((first + out).decode().split())
+    rest = proc.stdout.read()  # (communicate() would skip what readline() buffered)
+    err = proc.stderr.read()
+    proc.wait(timeout=30)
+    confirmed = set((first + rest).decode().split())
     failed = {line.split(": ")[1] for line in err.decode().splitlines() if ": server " in line}
     assert proc.returncode == 1
     assert len(confirmed) >= 1 and len(failed) >= 100
