@@ -12,10 +12,10 @@ DEBPATH := env PATH=/usr/sbin:/usr/bin:/sbin:/bin
 all: test
 
 test:                      ## unit and integration tests against real memcached servers
-	$(PYTHON) -m pytest -q tests
+	$(PYTHON) -m pytest -q tests --ignore=tests/e2e
 
 man:                       ## regenerate man/memccp.1 from the argparse parser
-	$(PYTHON) setup.py -q build_manpages
+	COLUMNS=80 $(PYTHON) setup.py -q build_manpages
 
 deb: $(DEB)                ## build the .deb with dpkg-buildpackage
 
