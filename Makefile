@@ -29,7 +29,7 @@ lintian: $(DEB)            ## lintian on the .deb and .changes (as an unprivileg
 	sh tools/lintian-check out
 
 install: $(DEB)            ## install the built package with apt
-	apt-get install -y --allow-downgrades ./$(DEB)
+	apt-get install -y --reinstall --allow-downgrades ./$(DEB)
 
 uninstall:
 	apt-get purge -y memccp-py

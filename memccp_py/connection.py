@@ -15,7 +15,7 @@ changes only what a file copier must not inherit from it:
 from __future__ import annotations
 
 import socket
-from collections import abc, namedtuple
+from collections import abc
 
 from bmemcached.exceptions import InvalidCredentials, MemcachedException
 from bmemcached.protocol import Protocol
@@ -38,25 +38,25 @@ _STATUS = {
 }
 
 
-class Payload(namedtuple("Payload", "data flags")):
-    """A value stored exactly as given: these bytes, these flags.
+class Payload:
+    """A value stored exactly as given: these bytes (``data``), these ``flags``."""
 
-    ``data``: bytes
-    ``flags``: int
-    """
+    __slots__ = ("data", "flags")
 
-    __slots__ = ()
+    def __init__(self, data: bytes, flags: int) -> None:
+        self.data = data
+        self.flags = flags
 
 
-class Item(namedtuple("Item", "key data flags")):
-    """One item to store.
+class Item:
+    """One item to store: ``key``, ``data`` (bytes) and ``flags``."""
 
-    ``key``: bytes
-    ``data``: bytes
-    ``flags``: int
-    """
+    __slots__ = ("key", "data", "flags")
 
-    __slots__ = ()
+    def __init__(self, key: bytes, data: bytes, flags: int) -> None:
+        self.key = key
+        self.data = data
+        self.flags = flags
 
 
 def describe_socket_error(exc: BaseException, timeout: float | None) -> str:

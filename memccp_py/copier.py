@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections import abc, namedtuple
+from collections import abc
 
 from memccp_py.connection import Connection, Item
 from memccp_py.errors import CopyError, FileReadError, InvalidKeyError
@@ -22,18 +22,24 @@ BATCH_BYTES = 4 << 20
 BATCH_ITEMS = 1000
 
 
-class Job(namedtuple("Job", "path key problem name", defaults=(None, None))):
+class Job:
     """One file and the key it is stored under.
 
     ``path``: str; ``key``: bytes; ``problem``: why no key could be made, else None;
     ``name``: the key before --escape=nginx (nginx hashes that one), else None.
     """
 
-    __slots__ = ()
+    __slots__ = ("path", "key", "problem", "name")
+
+    def __init__(self, path: str, key: bytes, problem: str | None = None,
+                 name: bytes | None = None) -> None:
+        self.path = path
+        self.key = key
+        self.problem = problem
+        self.name = name
 
 
-class Options(namedtuple("Options", "op flags exptime buffered gzip_flag verbose warn_keys progress",
-                         defaults=("set", 0, 0, False, None, False, True, False))):
+class Options:
     """How files are stored.
 
     ``op``: set, add or replace; ``flags``, ``exptime``: stored with every item;
@@ -42,13 +48,18 @@ class Options(namedtuple("Options", "op flags exptime buffered gzip_flag verbose
     text-protocol reader cannot fetch; ``progress``: keep a progress line on err.
     """
 
-    __slots__ = ()
+    def __init__(self, op: str = "set", flags: int = 0, exptime: int = 0, buffered: bool = False,
+                 gzip_flag: int | None = None, verbose: bool = False, warn_keys: bool = True,
+                 progress: bool = False) -> None:
+        self.op, self.flags, self.exptime, self.buffered = op, flags, exptime, buffered
+        self.gzip_flag, self.verbose, self.warn_keys, self.progress = gzip_flag, verbose, warn_keys, progress
 
 
-class Summary(namedtuple("Summary", "files stored bytes failed")):
+class Summary:
     """What a run did: files seen, stored, bytes stored, files failed."""
 
-    __slots__ = ()
+    def __init__(self, files: int, stored: int, bytes: int, failed: int) -> None:
+        self.files, self.stored, self.bytes, self.failed = files, stored, bytes, failed
 
 
 def read_file(path: str) -> bytes:

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-import re
 from collections import namedtuple
 
 from memccp_py.errors import UsageError
 
 DEFAULT_PORT = 11211
 
-_HOST = re.compile(r"^[A-Za-z0-9_.-]+$")
+_HOST_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+_IPV6_CHARS = frozenset("0123456789ABCDEFabcdef:.%") | frozenset("ghijklmnopqrstuvwxyz")  # %zone
 
 
 class Server(namedtuple("Server", "host port weight path name")):
@@ -42,7 +42,7 @@ def parse_server(entry: str) -> Server:
         return Server(None, 0, _number(weight, "weight", entry, 1, 1000), path, path)
     if entry.startswith("["):
         host, sep, rest = entry[1:].partition("]")
-        if not sep or not host or ":" not in host or not re.fullmatch(r"[0-9A-Fa-f:.%a-z0-9]+", host):
+        if not sep or not host or ":" not in host or not set(host) <= _IPV6_CHARS:
             raise UsageError(f"bad server entry {entry!r}: expected [IPv6]:port")
         if rest and not rest.startswith(":"):
             raise UsageError(f"bad server entry {entry!r}: expected [IPv6]:port")
@@ -50,7 +50,7 @@ def parse_server(entry: str) -> Server:
         shown = f"[{host}]"
     else:
         host, *parts = entry.split(":")
-        if not _HOST.match(host):
+        if not host or not set(host) <= _HOST_CHARS:
             raise UsageError(f"bad server entry {entry!r}: {host!r} is not a host name or address")
         shown = host
     if len(parts) > 2:
@@ -63,7 +63,7 @@ def parse_server(entry: str) -> Server:
 
 def parse_servers(spec: str) -> list[Server]:
     """Parse a whole server list; raise UsageError for an empty or bad one."""
-    entries = [e for e in re.split(r"[,\s]+", spec.strip()) if e]
+    entries = spec.replace(",", " ").split()
     if not entries:
         raise UsageError("no servers given: use --servers=HOST[:PORT] or set MEMCACHED_SERVERS")
     return [parse_server(e) for e in entries]
