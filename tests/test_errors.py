@@ -2,14 +2,16 @@
 server, the other files still copied, a non-zero exit, never a traceback."""
 
 import os
+import pathlib
+import shutil
 import socket
 import subprocess
-import sys
-import threading
+import tempfile
+import time
 
 import pytest
 
-from conftest import free_port, start_memcached, stop, text_get
+from conftest import MEMCACHED, free_port, start_memcached, stop, text_get
 from helpers import run
 
 
@@ -151,3 +153,65 @@ def test_dead_server_every_batch_named(tmp_path, capsys):
     assert (code, out) == (1, "")
     assert len(err.splitlines()) == 300
     assert all(f"server {server.host}:{server.port}:" in line for line in err.splitlines())
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"),
+                    reason="needs root to run memccp as nobody (non-root: test_unreadable_file)")
+def test_unreadable_as_nobody(memcached):
+    """Run as nobody: an unreadable file is named 'Permission denied', the readable one stored."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    top = pathlib.Path(tempfile.mkdtemp())  # pytest's tmp_path is closed to other users
+    work = top / "work"
+    shutil.copytree(os.path.join(root, "memccp_py"), work / "memccp_py")
+    secret, public = work / "secret.txt", work / "public.txt"
+    secret.write_bytes(b"s")
+    public.write_bytes(b"p")
+    secret.chmod(0o600)
+    for path in (top, work, work / "memccp_py", *(work / "memccp_py").iterdir()):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    public.chmod(0o644)
+    try:
+        result = subprocess.run(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3",
+             "-m", "memccp_py", "-s", memcached.address, str(secret), str(public)],
+            cwd=work, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(work)}, capture_output=True,
+            text=True, timeout=60)
+    finally:
+        shutil.rmtree(top)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1, "", f"memccp: {secret}: Permission denied\n")
+    assert text_get(memcached, b"public.txt") == (0, b"p")
+
+
+def test_silent_unix_socket_times_out(good, tmp_path, capsys):
+    """--timeout holds for unix sockets too: a socket that never answers is reported."""
+    path = str(tmp_path / "silent.sock")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(path)
+        listener.listen()
+        code, out, err = run(capsys, "-s", path, "--timeout=0.5", str(good))
+    assert (code, out) == (1, "")
+    assert err == f"memccp: {good}: server {path}: no answer within 0.5 s\n"
+
+
+def test_unix_socket_server(good, tmp_path, capsys):
+    """A memcached on a unix socket (memcached -s PATH) is a server like any other."""
+    path = str(tmp_path / "mc.sock")
+    user = ["-u", "root"] if os.geteuid() == 0 else []
+    proc = subprocess.Popen([MEMCACHED, "-s", path, *user], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            if os.path.exists(path):
+                break
+            time.sleep(0.02)
+        assert run(capsys, "-v", "-s", path, str(good)) == (
+            0, "good.txt\n", "memccp: 1 file, 1 stored (4 bytes), 0 failed\n")
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.connect(path)
+            sock.sendall(b"get good.txt\r\n")
+            time.sleep(0.2)
+            assert sock.recv(1000) == b"VALUE good.txt 0 4\r\ngood\r\nEND\r\n"
+    finally:
+        proc.terminate()
+        proc.wait()

@@ -160,3 +160,13 @@ def test_one_server_down(memcached_cluster, tmp_path, capsys):
             if p not in expected_failures:
                 assert text_get(memcached_cluster[place(p.name.encode())[0]], p.name.encode()) == \
                     (0, p.read_bytes())
+
+
+def test_distribution_all(memcached_cluster, tmp_path, capsys):
+    """--distribution=all stores every file on every server (for round-robin upstreams)."""
+    path = tmp_path / "everywhere.css"
+    path.write_bytes(b"a{}")
+    servers = ",".join(s.address for s in memcached_cluster)
+    for extra in ([], ["-B"]):
+        assert run(capsys, *extra, "--distribution=all", "-s", servers, str(path)) == (0, "", "")
+        assert all(text_get(s, b"everywhere.css") == (0, b"a{}") for s in memcached_cluster)
