@@ -164,3 +164,20 @@ def test_c_memccat_reads_back(memcached, files, capsys):
         flag = subprocess.run(["memccat", "-s", memcached.address, "--flag", path.name],
                               capture_output=True, check=True)
         assert flag.stdout.split(b"\n", 1)[0] == b"12345"
+
+
+def test_ipv6_server(tmp_path, capsys):
+    """A server written [::1]:PORT is reached over IPv6."""
+    from conftest import start_memcached, stop
+
+    try:
+        server = start_memcached(host="::1")
+    except (OSError, RuntimeError):
+        pytest.skip("no IPv6 loopback here")
+    try:
+        path = tmp_path / "v6.txt"
+        path.write_bytes(b"six")
+        assert run(capsys, "-s", f"[::1]:{server.port}", str(path)) == (0, "", "")
+        assert text_get(server, b"v6.txt") == (0, b"six")
+    finally:
+        stop(server)
