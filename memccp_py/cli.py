@@ -41,9 +41,13 @@ class _Formatter(argparse.HelpFormatter):
     """argparse's formatter, told the width up front: left to itself it imports shutil
     and asks the terminal for every option added, a good part of a run's start-up time."""
 
+    width = None  # measured once, on first use
+
     def __init__(self, prog: str, **kwargs) -> None:
         if kwargs.get("width") is None:
-            kwargs["width"] = _columns() - 2
+            if _Formatter.width is None:
+                _Formatter.width = _columns() - 2
+            kwargs["width"] = _Formatter.width
         super().__init__(prog, **kwargs)
 
 
