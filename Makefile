@@ -51,6 +51,7 @@ autopkgtest: $(DEB)        ## the package's autopkgtest, on this machine
 
 bench:                     ## benchmarks (see bench/README.md)
 	$(PYTHON) bench/bench_load.py
+	$(PYTHON) bench/bench_many.py
 
 demo: install              ## main job end to end: build+install the .deb, copy and read back
 	sh tools/demo
