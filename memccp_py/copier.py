@@ -138,10 +138,11 @@ class _Run:
         if self.opt.verbose:
             self.say(show(job.key) + "\n")
 
-    def prepare(self, number: int, job: Job) -> Item | None:
-        problem = job.problem or key_problem(job.key)
+    def prepare(self, job: Job) -> Item:
+        """Check the key, read the file (gzip it if asked): the item to store."""
         if job.problem:
             raise InvalidKeyError(job.problem)
+        problem = key_problem(job.key)
         if problem:
             raise InvalidKeyError(f"{problem}: '{show(job.key)}'")
         data = read_file(job.path)
@@ -160,7 +161,7 @@ class _Run:
         self.files += 1
         self.show_progress()
         try:
-            item = self.prepare(number, job)
+            item = self.prepare(job)
             connections = self.cluster.route(item.key, job.name)
         except CopyError as exc:
             self.report(job, exc, number)

@@ -15,13 +15,16 @@ from memccp_py.sources import all_paths, make_jobs
 
 
 def _password(args: argparse.Namespace) -> str | None:
+    """The SASL password: --password-file, --password, or $MEMCACHED_PASSWORD with --username."""
     if args.password_file:
         try:
             with open(args.password_file, encoding="utf-8") as handle:
                 return handle.readline().rstrip("\r\n")
         except OSError as exc:
             raise UsageError(f"--password-file {args.password_file}: {exc.strerror}") from None
-    return args.password if args.password is not None else os.environ.get("MEMCACHED_PASSWORD")
+    if args.password is not None:
+        return args.password
+    return os.environ.get("MEMCACHED_PASSWORD") if args.username else None
 
 
 def _check(args: argparse.Namespace, password: str | None) -> None:

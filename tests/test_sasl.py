@@ -84,3 +84,16 @@ def test_password_never_printed(sasl_memcached, page, capsys, password):
                          "-p", password, str(page))
     assert code == (0 if password == PASSWORD else 1)
     assert password not in out and password not in err
+
+
+def test_environment_password_alone_is_ignored(memcached, page, capsys, monkeypatch):
+    """MEMCACHED_PASSWORD without --username does not turn SASL on (servers without SASL work)."""
+    monkeypatch.setenv("MEMCACHED_PASSWORD", PASSWORD)
+    assert run(capsys, "-s", memcached.address, str(page)) == (0, "", "")
+
+
+def test_password_without_username(page, capsys):
+    """--password without --username is a usage error."""
+    code, out, err = run(capsys, "-s", "127.0.0.1", "-p", "x", str(page))
+    assert (code, out) == (2, "")
+    assert "SASL needs both --username and a password" in err
