@@ -122,3 +122,34 @@ def test_many_files_in_batches(memcached, tmp_path, capsys):
     assert (code, out, err) == (0, "", "")
     for path in paths:
         assert text_get(memcached, path.name.encode()) == (0, path.read_bytes())
+
+
+def test_progress_line(memcached, tmp_path, monkeypatch):
+    """A long run on a terminal keeps one progress line on stderr, erased before errors and at the end."""
+    import io
+    import itertools
+
+    from memccp_py import copier
+    from memccp_py.cluster import Cluster
+    from memccp_py.servers import parse_servers
+
+    clock = itertools.count(0, 0.4)  # every look at the clock: 0.4 s later
+    monkeypatch.setattr(copier.time, "monotonic", lambda: next(clock))
+    paths = []
+    for i in range(8):
+        path = tmp_path / f"p{i}"
+        path.write_bytes(b"x" * 1024)
+        paths.append(str(path))
+    paths.insert(4, str(tmp_path / "missing"))
+    err = io.StringIO()
+    cluster = Cluster(parse_servers(memcached.address))
+    jobs = [copier.Job(p, os.path.basename(p).encode()) for p in paths]
+    summary = copier.copy_files(jobs, cluster, copier.Options(progress=True), None, err)
+    assert (summary.files, summary.stored, summary.failed) == (9, 8, 1)
+    blank = "\r" + " " * 43 + "\r"
+    assert err.getvalue() == (
+        "\rmemccp: 3 files, 2 stored (2 KiB), 0 failed"
+        "\rmemccp: 5 files, 4 stored (4 KiB), 0 failed" + blank
+        + f"memccp: {tmp_path}/missing: No such file or directory\n"
+        "\rmemccp: 7 files, 5 stored (5 KiB), 1 failed"
+        "\rmemccp: 9 files, 7 stored (7 KiB), 1 failed" + blank)
