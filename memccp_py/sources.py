@@ -26,7 +26,7 @@ def read_list(stream: io.BufferedIOBase, null: bool) -> abc.Iterator[str]:
         for part in parts:
             if part:
                 yield os.fsdecode(part)
-    if rest and not (not null and rest == b"\r"):
+    if rest:
         yield os.fsdecode(rest)
 
 
