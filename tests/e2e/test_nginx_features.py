@@ -11,12 +11,14 @@ import urllib.parse
 import pytest
 
 from conftest import text_get
+from memccp_py.keys import nginx_escape
 from .conftest import memcached_location, run_installed, upstream_block
 
 pytestmark = [pytest.mark.installed, pytest.mark.nginx]
 
 ODD_NAMES = ["/a b.gif", "/dir with space/ñandú €.png", "/100% real.css", "/plus+and&amp;=x.js",
-             "/tilde~(paren)[br].txt", "/deep/er/est/ok.gif", "/日本語/ファイル.html", "/semi;colon,comma.gif"]
+             "/tilde~(paren)[br].txt", "/deep/er/est/ok.gif", "/日本語/ファイル.html", "/semi;colon,comma.gif",
+             "/new\nline\ttab.txt"]
 
 
 def odd_files(count: int = 60) -> dict:
@@ -87,7 +89,7 @@ def test_three_server_upstream(installed_memccp, memcached_cluster, nginx, web_r
     for path, content in files.items():
         status, body, _ = server.get(quoted(path))
         assert (status, body == content) == (200, True), path
-        escaped = path.replace("%", "%25").replace(" ", "%20").encode()
+        escaped = nginx_escape(path.encode())
         copies = [text_get(s, escaped) is not None for s in memcached_cluster]
         assert sum(copies) == 1, path
         held = [h + c for h, c in zip(held, copies)]
