@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "choose (--key), with memcached's binary protocol. A drop-in replacement "
                     "for libmemcached's memccp (memcp). The environment variable MEMCACHED_SERVERS "
                     "is the server list when --servers is not given; MEMCACHED_PASSWORD is the "
-                    "SASL password when neither --password nor --password-file is given. Exit "
+                    "SASL password when --username is given without --password or "
+                    "--password-file. Exit "
                     "status: 0 all files stored, 1 some file or server failed, 2 usage error, "
                     "130 interrupted.")
     parser.man_short_description = "copy files into memcached under chosen keys"

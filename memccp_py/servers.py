@@ -10,7 +10,7 @@ from memccp_py.errors import UsageError
 DEFAULT_PORT = 11211
 
 _HOST_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
-_IPV6_CHARS = frozenset("0123456789ABCDEFabcdef:.%") | frozenset("ghijklmnopqrstuvwxyz")  # %zone
+_IPV6_CHARS = frozenset("0123456789ABCDEFabcdefghijklmnopqrstuvwxyz:.%")  # letters: a %zone
 
 
 class Server(namedtuple("Server", "host port weight path name")):
