@@ -16,9 +16,19 @@ DEFAULT_TIMEOUT = 3.0
 
 def _uint32(text: str) -> int:
     """A decimal number from 0 to 2**32-1 (flags and expiry are 32 bits in memcached)."""
-    if not text.strip().isdigit() or int(text) > 0xFFFFFFFF:
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()) or int(digits) > 0xFFFFFFFF:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 4294967295")
-    return int(text)
+    return int(digits)
+
+
+def _gzip_flag(text: str) -> int:
+    """A flag for --gzip: a number from 1 to 2**32-1 (0 would mark nothing as gzip'd)."""
+    flag = _uint32(text)
+    if flag == 0:
+        raise argparse.ArgumentTypeError("0 marks nothing: nginx would serve the gzip'd bytes "
+                                         "as they are (use the memcached_gzip_flag value, e.g. 2)")
+    return flag
 
 
 def _hash_name(text: str) -> str:
@@ -62,9 +72,19 @@ def _columns() -> int:
             return 80
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose error messages never pass control bytes to the terminal."""
+
+    def error(self, message: str):
+        from memccp_py.keys import printable
+
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {printable(message)}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (the man page is generated from it)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="memccp", formatter_class=_Formatter,
         description="Copy files into memcached, each under its name, its path or the key you "
                     "choose (--key), with memcached's binary protocol. A drop-in replacement "
@@ -73,8 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "SASL password when --username is given without --password or "
                     "--password-file. Exit "
                     "status: 0 all files stored, 1 some file or server failed, 2 usage error, "
+                    "70 internal error (a bug: please report it with the output of --debug), "
                     "130 interrupted.")
     parser.man_short_description = "copy files into memcached under chosen keys"
+    parser._manpage = MAN_SECTIONS  # extra sections for argparse-manpage
     add = parser.add_argument
     add("files", nargs="*", metavar="FILE", help="files to copy")
     add("-V", "--version", action="version",
@@ -116,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("-r", "--recursive", action="store_true",
         help="copy the files below each directory FILE (with --base: a whole docroot)")
     add("-0", "--null", action="store_true", help="names in --files-from end with NUL, not newline")
-    add("--gzip", type=_uint32, metavar="FLAG",
+    add("--gzip", type=_gzip_flag, metavar="FLAG",
         help="store gzip-compressed bytes when smaller, with FLAG set in the flags "
              "(nginx: memcached_gzip_flag FLAG)")
     add("-H", "--hash", type=_hash_name, default="default", metavar="NAME",
@@ -131,8 +153,50 @@ def build_parser() -> argparse.ArgumentParser:
     add("-n", "--non-blocking", action="store_true", help="accepted for compatibility (timeouts apply)")
     add("-N", "--tcp-nodelay", action="store_true", help="disable Nagle's algorithm (always; accepted)")
     add("-U", "--udp", action="store_true", help="not supported: memccp-py uses TCP or unix sockets")
+    # Selection and safety: which files a run copies.
+    add("--include", action="append", default=[], metavar="GLOB",
+        help="copy only files matching GLOB (repeatable); a GLOB without / matches the file name, "
+             "one with / the path below the tree; ** crosses directories (see FILES AND LINKS)")
+    add("--exclude", action="append", default=[], metavar="GLOB",
+        help="copy no file, and walk no directory, matching GLOB (repeatable; wins over "
+             "--include; GLOB/ matches directories only)")
+    add("--unique-keys", action="store_true",
+        help="two files with one key are an error: the later one is not stored (default: a "
+             "warning, the last one is stored)")
     parser.set_defaults(op="set", key_mode="basename")
     return parser
+
+
+MAN_SECTIONS = [
+    {"heading": "Files and links",
+     "content": "Only regular files are read. A file is opened without blocking and never "
+                "through a link where a link must not be followed; at most its size is read, "
+                "and a file that grows, shrinks or changes while it is read is an error (file "
+                "changed as we read it), never stored in part. FIFOs, sockets and devices named "
+                "as FILE are errors (not a regular file); found by --recursive they are skipped "
+                "with a warning, as rsync does.\n\n"
+                "With --recursive, each directory FILE is a tree: a link below it (to a file or a "
+                "directory) is followed only when its target, fully resolved, lies inside the "
+                "tree; a link leading out of the tree is skipped with a warning (as rsync "
+                "--safe-links), a link back to a directory above ends there, and the real path of "
+                "every file opened is checked against the tree once it is open. With --base, the "
+                "names read with --files-from must stay inside --base in the same way. Files named "
+                "as FILE are your own choice: their links are followed. Whatever the tree, nothing "
+                "in /proc, /sys or /dev is ever read through a link. Directories and entries that "
+                "cannot be read are named, and the run exits 1. Hard links are not links: Debian "
+                "keeps users from hard-linking files they do not own (fs.protected_hardlinks=1); "
+                "keep it so on a machine where others write to the docroot.\n\n"
+                "Everything printed escapes control bytes as \\xNN, so no file name can send "
+                "sequences to your terminal. Two files with one key (--recursive without --base "
+                "keys files by their base name) are a warning naming both; the last one is "
+                "stored (--unique-keys: an error). The password of --password-file is its first "
+                "line, read as bytes and never printed; a password file that others than its "
+                "owner can read gets a warning, as ssh gives for keys."},
+    {"heading": "Exit status",
+     "content": "0: every file stored. 1: some file or server failed (each is named on standard "
+                "error). 2: usage error, nothing was stored. 70: internal error, a bug in memccp: "
+                "please report it with the output of --debug. 130: interrupted (Ctrl-C)."},
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(err, message: object, status: int) -> int:
     if err is not None:
-        err.write(f"memccp: {message}\n")
+        from memccp_py.keys import printable
+
+        err.write(f"memccp: {printable(str(message))}\n")
     return status
 
 

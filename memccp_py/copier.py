@@ -12,11 +12,10 @@ import time
 from collections import abc
 
 from memccp_py.connection import Connection, Item
-from memccp_py.errors import CopyError, FileReadError, InvalidKeyError
-from memccp_py.keys import key_problem, key_warning, show
+from memccp_py.errors import CopyError, InvalidKeyError
+from memccp_py.keys import key_problem, key_warning, printable, show
+from memccp_py.reading import read_file
 
-#: No file larger than this is read: memcached's item size cannot exceed 1 GiB.
-MAX_FILE_BYTES = 1 << 30
 #: Pipelined stores are sent in batches of at most this many bytes or items.
 BATCH_BYTES = 4 << 20
 BATCH_ITEMS = 1000
@@ -25,18 +24,31 @@ BATCH_ITEMS = 1000
 class Job:
     """One file and the key it is stored under.
 
-    ``path``: str; ``key``: bytes; ``problem``: why no key could be made, else None;
-    ``name``: the key before --escape=nginx (nginx hashes that one), else None.
+    ``path``: str, as shown; ``key``: bytes; ``problem``: why the file cannot be stored
+    (no key, unreadable directory, ...), else None; ``name``: the key before
+    --escape=nginx (nginx hashes that one), else None; ``source``: what to open and the
+    tree it must stay in (a :class:`~memccp_py.walker.Found`), else just ``path``.
     """
 
-    __slots__ = ("path", "key", "problem", "name")
+    __slots__ = ("path", "key", "problem", "name", "source")
 
     def __init__(self, path: str, key: bytes, problem: str | None = None,
-                 name: bytes | None = None) -> None:
+                 name: bytes | None = None, source=None) -> None:
         self.path = path
         self.key = key
         self.problem = problem
         self.name = name
+        self.source = source
+
+
+class Notice:
+    """Something said about ``path`` that is no failure (a skipped link, a key used twice)."""
+
+    __slots__ = ("path", "message")
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
 
 
 class Options:
@@ -60,18 +72,6 @@ class Summary:
 
     def __init__(self, files: int, stored: int, bytes: int, failed: int) -> None:
         self.files, self.stored, self.bytes, self.failed = files, stored, bytes, failed
-
-
-def read_file(path: str) -> bytes:
-    """The bytes of *path*; FileReadError with a short reason if they cannot be had."""
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > MAX_FILE_BYTES:
-                raise FileReadError(f"file is {size} bytes, larger than memcached can store")
-            return handle.read()
-    except OSError as exc:
-        raise FileReadError(exc.strerror or str(exc)) from None
 
 
 def gzip_bytes(data: bytes) -> bytes | None:
@@ -118,7 +118,7 @@ class _Run:
             if self.progress_width:
                 self.err.write("\r" + " " * self.progress_width + "\r")
                 self.progress_width = 0
-            self.err.write(f"memccp: {show(os.fsencode(job.path))}: {reason}\n")
+            self.err.write(f"memccp: {show(os.fsencode(job.path))}: {printable(str(reason))}\n")
 
     def say(self, line: str | None) -> None:
         """Write *line* to out (None: flush it); once the reader has left (| head), stay silent."""
@@ -141,11 +141,11 @@ class _Run:
     def prepare(self, job: Job) -> Item:
         """Check the key, read the file (gzip it if asked): the item to store."""
         if job.problem:
-            raise InvalidKeyError(job.problem)
+            raise CopyError(job.problem)
         problem = key_problem(job.key)
         if problem:
             raise InvalidKeyError(f"{problem}: '{show(job.key)}'")
-        data = read_file(job.path)
+        data = read_file(job.source or job.path)
         flags = self.opt.flags
         if self.opt.gzip_flag is not None:
             packed = gzip_bytes(data)
@@ -204,12 +204,15 @@ class _Run:
             self.say(None)  # a batch is confirmed: say so now
 
 
-def copy_files(jobs: abc.Iterable[Job], cluster, options: Options,
+def copy_files(jobs: abc.Iterable[Job | Notice], cluster, options: Options,
                out: io.TextIOBase | None, err: io.TextIOBase | None) -> Summary:
     """Store every job's file in *cluster*; report on *out*/*err* (None: silent)."""
     run = _Run(cluster, options, out, err)
     for number, job in enumerate(jobs):
-        run.copy(number, job)
+        if isinstance(job, Notice):
+            run.report(job, f"warning: {job.message}")
+        else:
+            run.copy(number, job)
     run.flush()
     run.show_progress(final=True)
     return Summary(run.files, run.stored, run.bytes, len(run.failed))

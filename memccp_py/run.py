@@ -5,26 +5,60 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import stat
 import sys
+import time
 
 from memccp_py.cluster import Cluster
 from memccp_py.copier import Options, Summary, copy_files
 from memccp_py.errors import UsageError
+from memccp_py.keys import show
 from memccp_py.servers import parse_servers
 from memccp_py.sources import all_paths, make_jobs
 
+#: memcached reads an expiry over this many seconds (30 days) as a unix time.
+MAX_RELATIVE_EXPIRY = 30 * 24 * 3600
 
-def _password(args: argparse.Namespace) -> str | None:
+
+#: A password file's first line may be this long (bytes): it is read no further.
+MAX_PASSWORD_BYTES = 4096
+
+
+def _read_password_file(name: str, err: io.TextIOBase | None) -> str:
+    """The first line of the password file *name*, read as bytes and never shown."""
+    what = f"--password-file {show(os.fsencode(name))}"
+    try:
+        with open(name, "rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode
+            if stat.S_ISDIR(mode):
+                raise UsageError(f"{what}: Is a directory")
+            if stat.S_ISREG(mode) and mode & 0o077 and err is not None:
+                err.write(f"memccp: warning: {what} can be read by others than its owner "
+                          f"(mode {stat.S_IMODE(mode):04o}): chmod 600 it\n")
+            head = handle.read(MAX_PASSWORD_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"{what}: {exc.strerror or exc}") from None
+    line, newline, _ = head.partition(b"\n")
+    if not newline and len(head) > MAX_PASSWORD_BYTES:
+        raise UsageError(f"{what}: its first line is longer than {MAX_PASSWORD_BYTES} bytes")
+    try:
+        return line.rstrip(b"\r").decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{what}: the password is not valid UTF-8 (SASL PLAIN needs UTF-8)") from None
+
+
+def _password(args: argparse.Namespace, err: io.TextIOBase | None) -> str | None:
     """The SASL password: --password-file, --password, or $MEMCACHED_PASSWORD with --username."""
     if args.password_file:
-        try:
-            with open(args.password_file, encoding="utf-8") as handle:
-                return handle.readline().rstrip("\r\n")
-        except OSError as exc:
-            raise UsageError(f"--password-file {args.password_file}: {exc.strerror}") from None
-    if args.password is not None:
-        return args.password
-    return os.environ.get("MEMCACHED_PASSWORD") if args.username else None
+        return _read_password_file(args.password_file, err)
+    password = args.password
+    if password is None and args.username:
+        password = os.environ.get("MEMCACHED_PASSWORD")
+    try:
+        (password or "").encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("the password is not valid UTF-8 (SASL PLAIN needs UTF-8)") from None
+    return password
 
 
 def _check(args: argparse.Namespace, password: str | None) -> None:
@@ -33,9 +67,14 @@ def _check(args: argparse.Namespace, password: str | None) -> None:
                          "with the binary protocol; drop -U")
     if not args.files and not args.files_from:
         raise UsageError("no files given (see memccp --help)")
-    if args.key is not None and (len(args.files) != 1 or args.files_from):
+    if args.key is not None and (len(args.files) != 1 or args.files_from or args.recursive):
         raise UsageError(f"--key names one file, {len(args.files)} given"
-                         + (" and --files-from" if args.files_from else ""))
+                         + (" and --files-from" if args.files_from else "")
+                         + (" with --recursive" if args.recursive else ""))
+    if args.expire > MAX_RELATIVE_EXPIRY and args.expire <= time.time():
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(args.expire))
+        raise UsageError(f"--expire {args.expire} is over 30 days, so memcached reads it as a "
+                         f"unix time, {when}, which is past: every item would expire at once")
     if args.key is not None and args.base is not None:
         raise UsageError("--key and --base cannot be used together")
     if bool(args.username) != bool(password):
@@ -60,7 +99,7 @@ def _open_lists(names: list[str], stdin: io.TextIOBase) -> list[io.BufferedIOBas
 
 def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | None, err: io.TextIOBase | None) -> int:
     """Copy what *args* asks for; return the exit status (0 all stored, 1 not)."""
-    password = _password(args)
+    password = _password(args, err)
     _check(args, password)
     spec = args.servers if args.servers is not None else os.environ.get("MEMCACHED_SERVERS", "")
     servers = parse_servers(spec)
@@ -75,10 +114,15 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | Non
     cluster = Cluster(servers, distribution=args.distribution, hash_name=args.hash,
                       timeout=args.timeout, username=args.username, password=password)
     lists = _open_lists(args.files_from, stdin)
-    jobs = make_jobs(all_paths(args.files, lists, args.null, args.recursive),
+    wanted = None
+    if args.include or args.exclude:
+        from memccp_py.selection import Selection  # only then: it needs re
+
+        wanted = Selection(args.include, args.exclude).wants
+    jobs = make_jobs(all_paths(args.files, lists, args.null, args.recursive, wanted, args.base),
                      key=None if args.key is None else os.fsencode(args.key),
                      mode=args.key_mode, base=args.base, prefix=os.fsencode(args.prefix),
-                     escape=args.escape)
+                     escape=args.escape, unique_keys=args.unique_keys)
     options = Options(op=args.op, flags=args.flags, exptime=args.expire,
                       buffered=args.buffer or bool(args.files_from) or args.recursive
                       or args.base is not None,

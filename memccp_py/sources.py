@@ -1,6 +1,6 @@
-"""Which files to copy and under which keys: positional FILEs, --files-from
-lists, and the key rules (--key, --basename/--relative/--absolute, --base,
---prefix, --escape)."""
+"""Which files to copy and under which keys: positional FILEs (directories walked with -r),
+--files-from lists, --include/--exclude, and the key rules (--key, --basename/--relative/
+--absolute, --base, --prefix, --escape)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import io
 import os
 from collections import abc
 
-from memccp_py.copier import Job
-from memccp_py.keys import key_for_path, nginx_escape, uri_key
+from memccp_py.copier import Job, Notice
+from memccp_py.keys import key_for_path, nginx_escape, show, uri_key
+from memccp_py.walker import Found, Skipped, Tree, walk
 
 
 def read_list(stream: io.BufferedIOBase, null: bool) -> abc.Iterator[str]:
@@ -30,11 +31,65 @@ def read_list(stream: io.BufferedIOBase, null: bool) -> abc.Iterator[str]:
         yield os.fsdecode(rest)
 
 
-def make_jobs(paths: abc.Iterable[str], *, key: bytes | None = None, mode: str = "basename",
-              base: str | None = None, prefix: bytes = b"", escape: str = "none") -> abc.Iterator[Job]:
-    """A Job for every path, with the key the options give it."""
-    for path in paths:
-        problem = None
+def _listed(name: str, tree: Tree | None) -> Found | Skipped:
+    """A --files-from name; with a tree (--base), its links must stay inside it."""
+    if "\0" in name:
+        return Skipped(name.replace("\0", "\\x00"),
+                       "file name contains a NUL byte (for NUL-separated names use -0)", error=True)
+    if tree is None:
+        return Found(name)
+    real = os.path.realpath(name)
+    if real != os.path.abspath(name):
+        refusal = tree.refuses(real)
+        if refusal:
+            return Skipped(name, f"skipped link to {real}: {refusal}")
+    return Found(name, real, tree)
+
+
+def _below(path: str, base: str | None) -> str:
+    """*path* as matched by --include/--exclude: below --base when given, else as written."""
+    return os.path.relpath(path, base) if base is not None else path
+
+
+def all_paths(files: abc.Sequence[str], lists: abc.Sequence[io.BufferedIOBase], null: bool,
+              recursive: bool = False, wanted: abc.Callable[[str, bool], bool] | None = None,
+              base: str | None = None) -> abc.Iterator[Found | Skipped]:
+    """The positional FILEs (directories walked with *recursive*), then the --files-from names;
+    of those, only what *wanted(path below the tree, is_dir)* wants (--include/--exclude).
+
+    Positional FILEs are the user's own choice: links are followed. Files found in a
+    directory must stay inside it; with *base*, --files-from names must stay inside *base*."""
+    for path in files:
+        if recursive and os.path.isdir(path):
+            below = "" if base is None else _below(path, base)
+            yield from walk(path, wanted, "" if below == os.curdir else below)
+        elif wanted is None or wanted(_below(path, base), False):
+            yield Found(path)
+    tree = None if base is None else Tree(base)
+    for stream in lists:
+        for name in read_list(stream, null):
+            if wanted is None or wanted(_below(name, base), False):
+                yield _listed(name, tree)
+
+
+def make_jobs(entries: abc.Iterable[Found | Skipped | str], *, key: bytes | None = None,
+              mode: str = "basename", base: str | None = None, prefix: bytes = b"",
+              escape: str = "none", unique_keys: bool = False) -> abc.Iterator[Job | Notice]:
+    """A Job for every file, with the key the options give it; a Notice for what is skipped.
+
+    Two files with one key: a warning naming both, the last is stored (with *unique_keys*:
+    the second is an error and is not stored)."""
+    first: dict[bytes, str] = {}
+    for entry in entries:
+        if isinstance(entry, str):
+            entry = Found(entry)
+        if isinstance(entry, Skipped):
+            if entry.error:
+                yield Job(entry.path, b"", entry.reason)
+            else:
+                yield Notice(entry.path, entry.reason)
+            continue
+        path, problem = entry.path, None
         if key is not None:
             name = key
         elif base is not None:
@@ -45,27 +100,14 @@ def make_jobs(paths: abc.Iterable[str], *, key: bytes | None = None, mode: str =
         else:
             name = key_for_path(path, mode)
         name = prefix + name
-        yield Job(path, nginx_escape(name) if escape == "nginx" else name, problem, name)
-
-
-def walk(path: str) -> abc.Iterator[str]:
-    """*path* itself, or, for a directory, every file below it in name order."""
-    if not os.path.isdir(path):
-        yield path
-        return
-    for top, dirs, names in os.walk(path):
-        dirs.sort()
-        for name in sorted(names):
-            yield os.path.join(top, name)
-
-
-def all_paths(files: abc.Sequence[str], lists: abc.Sequence[io.BufferedIOBase], null: bool,
-              recursive: bool = False) -> abc.Iterator[str]:
-    """The positional FILEs (directories walked with *recursive*), then the --files-from names."""
-    for path in files:
-        if recursive:
-            yield from walk(path)
-        else:
-            yield path
-    for stream in lists:
-        yield from read_list(stream, null)
+        stored = nginx_escape(name) if escape == "nginx" else name
+        if problem is None and key is None:
+            earlier = first.setdefault(stored, path)
+            if earlier is not path:
+                same = f"same key '{show(stored)}' as {show(os.fsencode(earlier))}"
+                if unique_keys:
+                    problem = same + ": not stored (--unique-keys)"
+                else:
+                    yield Notice(path, same + ": the last one is stored"
+                                 + (" (--base DIR keys files by their path)" if base is None else ""))
+        yield Job(path, stored, problem, name, entry)

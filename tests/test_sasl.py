@@ -45,6 +45,7 @@ def test_password_sources(sasl_memcached, page, capsys, monkeypatch, tmp_path, h
     else:
         secret = tmp_path / "pw"
         secret.write_text(PASSWORD + "\n")
+        secret.chmod(0o600)
         argv += ["--password-file", str(secret)]
     assert run(capsys, *argv) == (0, "", "")
     # a second store with --add proves the first one landed

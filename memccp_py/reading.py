@@ -1,0 +1,95 @@
+"""Reading one file, safely: only a regular file, never more than its size, never a file
+that changes while it is read, never a file outside its tree.
+
+* ``open`` never blocks: O_NONBLOCK (a FIFO or a device that slipped in), O_NOCTTY;
+  O_NOFOLLOW for files found in a tree, whose links the walker resolved already;
+* the open descriptor is checked (fstat): a regular file, at most :data:`MAX_FILE_BYTES`;
+* for a file found in a tree, the kernel's own name of the open descriptor must lie inside
+  the tree (a link or a directory swapped in after the walk looked is caught here);
+* at most st_size bytes are read; more bytes after them, fewer than st_size, or another
+  size or modification time afterwards is "file changed as we read it" (as tar says), and
+  nothing is stored.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+from memccp_py.errors import FileReadError
+from memccp_py.walker import Found, not_regular, pseudo
+
+#: No file larger than this is read: memcached's item size cannot exceed 1 GiB.
+MAX_FILE_BYTES = 1 << 30
+
+_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+
+
+def _opened_as(fd: int) -> str | None:
+    """What the kernel says the descriptor *fd* is (its real path), None where /proc is absent."""
+    try:
+        name = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    return name[:-len(" (deleted)")] if name.endswith(" (deleted)") else name
+
+
+def _check_place(fd: int, found: Found) -> None:
+    real = _opened_as(fd)
+    if real is None:
+        return
+    if found.tree is not None:
+        refusal = found.tree.refuses(real)
+        if refusal:
+            raise FileReadError(f"not read: it resolves to {real} and {refusal}")
+    elif pseudo(real) and not pseudo(os.path.abspath(found.real)):
+        raise FileReadError(f"not read: a link into {pseudo(real)} ({real})")
+
+
+def _regular(mode: int) -> None:
+    if stat.S_ISLNK(mode):  # only seen where links are not followed: in a tree
+        raise FileReadError("not read: it became a link after the tree was read")
+    if stat.S_ISDIR(mode):
+        raise FileReadError(os.strerror(errno.EISDIR))  # as open() says it
+    if not stat.S_ISREG(mode):
+        raise FileReadError(not_regular(mode))
+
+
+def read_file(found: Found | str, limit: int = MAX_FILE_BYTES) -> bytearray:
+    """The bytes of a regular file; FileReadError with a short reason if they cannot be had."""
+    if isinstance(found, str):
+        found = Found(found)
+    in_tree = found.tree is not None
+    try:  # a device is never opened: opening some has effects (a tape rewinds)
+        _regular(os.stat(found.real, follow_symlinks=not in_tree).st_mode)
+        fd = os.open(found.real, _FLAGS | (os.O_NOFOLLOW if in_tree else 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and in_tree:
+            raise FileReadError("not read: it became a link after the tree was read") from None
+        raise FileReadError(exc.strerror or str(exc)) from None
+    try:
+        before = os.fstat(fd)
+        _regular(before.st_mode)  # it may have been swapped since
+        _check_place(fd, found)
+        size = before.st_size
+        if size > limit:
+            raise FileReadError(f"file is {size} bytes, larger than memcached can store")
+        data = bytearray(size)
+        view = memoryview(data)
+        done = 0
+        while done < size:
+            got = os.readv(fd, [view[done:]])
+            if not got:
+                break
+            done += got
+        view.release()
+        after = os.fstat(fd)
+        if done < size or os.read(fd, 1) or after.st_size != size \
+                or after.st_mtime_ns != before.st_mtime_ns:
+            raise FileReadError("file changed as we read it: not stored")
+        return data
+    except OSError as exc:
+        raise FileReadError(exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)

@@ -1,0 +1,162 @@
+"""A docroot others can write to: only regular files inside the tree are read, nothing
+blocks, nothing reads without a bound, the rest of the tree is still stored."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import text_get, ttl
+from helpers import run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def memccp(*argv, **kwargs) -> subprocess.CompletedProcess:
+    """The checkout's memccp in a child process, bounded in time: a hang fails the test."""
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ROOT, "LC_ALL": "C.UTF-8"}
+    return subprocess.run([sys.executable, "-m", "memccp_py", *map(str, argv)], env=env,
+                          capture_output=True, text=True, timeout=30, **kwargs)
+
+
+def stored(server, key: bytes):
+    """(flags, value, ttl) of *key*, or None."""
+    got = text_get(server, key)
+    return None if got is None else (*got, ttl(server, key))
+
+
+@pytest.fixture
+def docroot(tmp_path):
+    """A docroot with two plain files, and a secret file outside it."""
+    doc = tmp_path / "doc"
+    (doc / "img").mkdir(parents=True)
+    (doc / "index.html").write_bytes(b"<h1>hi</h1>")
+    (doc / "img" / "a.gif").write_bytes(b"GIF89a")
+    (tmp_path / "secret").write_bytes(b"root:$6$hash")
+    return doc
+
+
+def test_links_out_of_the_tree_are_skipped(memcached, docroot, tmp_path):
+    """-r: links to a file or directory outside the tree, or into /proc and /dev, are skipped
+    with a warning naming them; the tree's own files are stored; exit 0."""
+    (docroot / "robots.txt").symlink_to(tmp_path / "secret")
+    (docroot / "etc").symlink_to(tmp_path)
+    (docroot / "env.txt").symlink_to("/proc/self/environ")
+    (docroot / "zero").symlink_to("/dev/zero")
+    (docroot / "rel.txt").symlink_to("../secret")
+    result = memccp("-s", memcached.address, f"--base={docroot}", "-r", docroot, "-e", "100")
+    assert (result.returncode, result.stdout) == (0, "")
+    env, *others = result.stderr.splitlines()
+    assert env.startswith(f"memccp: {docroot}/env.txt: warning: skipped link to /proc/")
+    assert env.endswith("/environ: it leads into /proc")  # /proc/self resolved: memccp's pid
+    assert others == [
+        f"memccp: {docroot}/etc: warning: skipped link to {tmp_path}: it leads out of the tree",
+        f"memccp: {docroot}/rel.txt: warning: skipped link to {tmp_path}/secret: it leads out of the tree",
+        f"memccp: {docroot}/robots.txt: warning: skipped link to {tmp_path}/secret: it leads out of the tree",
+        f"memccp: {docroot}/zero: warning: skipped link to /dev/zero: it leads into /dev",
+    ]
+    for key in (b"/robots.txt", b"/env.txt", b"/zero", b"/rel.txt", b"/etc/secret"):
+        assert stored(memcached, key) is None, key
+    assert stored(memcached, b"/index.html") == (0, b"<h1>hi</h1>", 100)
+    assert stored(memcached, b"/img/a.gif")[1] == b"GIF89a"
+
+
+def test_links_inside_the_tree_are_followed_and_loops_end(memcached, docroot):
+    """-r: a link to a file or directory inside the tree is stored under the link's own URI;
+    a link back to a directory above ends with a warning; exit 0."""
+    (docroot / "logo.gif").symlink_to("img/a.gif")
+    (docroot / "pics").symlink_to(docroot / "img")
+    (docroot / "img" / "up").symlink_to("..")
+    result = memccp("-s", memcached.address, f"--base={docroot}", "-r", docroot)
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr.splitlines() == [
+        f"memccp: {docroot}/img/up: warning: skipped directory loop: a link back to a directory above",
+        f"memccp: {docroot}/pics/up: warning: skipped directory loop: a link back to a directory above",
+    ]
+    for key in (b"/logo.gif", b"/pics/a.gif", b"/img/a.gif"):
+        assert stored(memcached, key) == (0, b"GIF89a", -1), key
+
+
+def test_explicit_files_follow_links_but_not_into_proc(memcached, docroot, tmp_path):
+    """A FILE named on the command line is followed through a link (the user's choice),
+    but a link into /proc is refused; the other file is still stored; exit 1."""
+    (tmp_path / "env").symlink_to("/proc/self/environ")
+    (tmp_path / "pub").symlink_to(docroot / "index.html")
+    result = memccp("-s", memcached.address, tmp_path / "env", tmp_path / "pub")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.startswith(f"memccp: {tmp_path}/env: not read: a link into /proc (/proc/")
+    assert len(result.stderr.splitlines()) == 1
+    assert stored(memcached, b"env") is None
+    assert stored(memcached, b"pub") == (0, b"<h1>hi</h1>", -1)
+
+
+@pytest.mark.parametrize("buffered", [[], ["-B"]])
+def test_special_files_named_are_errors_and_nothing_blocks(memcached, docroot, tmp_path, buffered):
+    """A FIFO, a socket and /dev/zero named as FILE: one line each, 'not a regular file',
+    nothing blocks or reads without a bound, the files around them are stored; exit 1."""
+    fifo, sock_path = tmp_path / "fifo", tmp_path / "sock"
+    os.mkfifo(fifo)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(sock_path))
+        result = memccp(*buffered, "-s", memcached.address, docroot / "index.html", fifo,
+                        sock_path, "/dev/zero", docroot / "img" / "a.gif")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.splitlines() == [
+        f"memccp: {fifo}: not a regular file (a FIFO)",
+        f"memccp: {sock_path}: not a regular file (a socket)",
+        "memccp: /dev/zero: not a regular file (a device)",
+    ]
+    assert stored(memcached, b"index.html")[1] == b"<h1>hi</h1>"
+    assert stored(memcached, b"a.gif")[1] == b"GIF89a"
+    for key in (b"fifo", b"sock", b"zero"):
+        assert stored(memcached, key) is None
+
+
+def test_special_files_in_the_tree_are_skipped(memcached, docroot):
+    """-r: a FIFO and a socket in the tree are skipped with a warning, as rsync does; the
+    regular files are stored; exit 0."""
+    os.mkfifo(docroot / "pipe")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(docroot / "img" / "sock"))
+        result = memccp("-s", memcached.address, f"--base={docroot}", "-r", docroot)
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr.splitlines() == [
+        f"memccp: {docroot}/pipe: warning: skipped, not a regular file (a FIFO)",
+        f"memccp: {docroot}/img/sock: warning: skipped, not a regular file (a socket)",
+    ]
+    assert stored(memcached, b"/index.html")[1] == b"<h1>hi</h1>"
+    assert stored(memcached, b"/img/a.gif")[1] == b"GIF89a"
+    assert stored(memcached, b"/pipe") is None and stored(memcached, b"/img/sock") is None
+
+
+@pytest.mark.parametrize("buffered", [[], ["-B"]])
+def test_file_larger_than_its_size_says(memcached, docroot, buffered):
+    """A file with more bytes than its size says (as /proc files) is 'file changed as we
+    read it' and not stored; the next file is; exit 1."""
+    result = memccp(*buffered, "-s", memcached.address, "/proc/version", docroot / "index.html")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == "memccp: /proc/version: file changed as we read it: not stored\n"
+    assert stored(memcached, b"version") is None
+    assert stored(memcached, b"index.html")[1] == b"<h1>hi</h1>"
+
+
+def test_deep_tree(memcached, tmp_path):
+    """-r walks a tree 1,000 directories deep (no recursion limit); the deepest file is stored."""
+    deep = tmp_path / "deep"
+    path = str(deep)
+    for _ in range(1001):  # os.makedirs itself recurses too deep for this
+        os.mkdir(path)
+        path += "/d"
+    with open(path.rpartition("/")[0] + "/leaf.txt", "wb") as handle:
+        handle.write(b"bottom")
+    try:
+        result = memccp("-s", memcached.address, "-r", deep)
+    finally:  # pytest's own clean-up recurses too deep for this tree
+        os.unlink(path.rpartition("/")[0] + "/leaf.txt")
+        while path != str(deep):
+            path = path.rpartition("/")[0]
+            os.rmdir(path)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert stored(memcached, b"leaf.txt") == (0, b"bottom", -1)

@@ -1,0 +1,108 @@
+"""A file or directory swapped, grown or truncated while memccp reads it: never stored in
+part, never read outside its tree."""
+
+import os
+
+import pytest
+
+from memccp_py import reading
+from memccp_py.errors import FileReadError
+from memccp_py.walker import Found, walk
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """doc/sub/page.html inside the tree; outside/sub/page.html and outside/secret beside it."""
+    doc, outside = tmp_path / "doc", tmp_path / "outside"
+    for top, text in ((doc, b"public"), (outside, b"secret")):
+        (top / "sub").mkdir(parents=True)
+        (top / "sub" / "page.html").write_bytes(text)
+    (outside / "secret").write_bytes(b"secret")
+    return doc, outside
+
+
+def found(doc, rel: str) -> Found:
+    """The walker's entry for *rel* below *doc*."""
+    entries = [e for e in walk(str(doc)) if e.path == os.path.join(str(doc), rel)]
+    assert len(entries) == 1 and isinstance(entries[0], Found), entries
+    return entries[0]
+
+
+def test_file_swapped_for_a_link_after_the_walk(tree):
+    """A file the walker saw, replaced by a link to a secret before it is read: refused."""
+    doc, outside = tree
+    entry = found(doc, "sub/page.html")
+    os.unlink(doc / "sub" / "page.html")
+    os.symlink(outside / "secret", doc / "sub" / "page.html")
+    with pytest.raises(FileReadError, match="^not read: it became a link after the tree was read$"):
+        reading.read_file(entry)
+
+
+def test_directory_swapped_for_a_link_after_the_walk(tree):
+    """A directory above a file the walker saw, replaced by a link out of the tree: the open
+    file's real path is checked and refused."""
+    doc, outside = tree
+    entry = found(doc, "sub/page.html")
+    os.rename(doc / "sub", doc / "old")
+    os.symlink(outside / "sub", doc / "sub")
+    with pytest.raises(FileReadError) as caught:
+        reading.read_file(entry)
+    assert str(caught.value) == (f"not read: it resolves to {outside}/sub/page.html "
+                                 "and it leads out of the tree")
+
+
+def test_file_truncated_while_read(tree, monkeypatch):
+    """A file truncated between its size and its bytes is 'file changed', not half stored."""
+    doc, _ = tree
+    page = doc / "sub" / "page.html"
+    real_readv = os.readv
+
+    def truncating_readv(fd, buffers):
+        os.truncate(page, 2)
+        return real_readv(fd, buffers)
+
+    monkeypatch.setattr(os, "readv", truncating_readv)
+    with pytest.raises(FileReadError, match="^file changed as we read it: not stored$"):
+        reading.read_file(found(doc, "sub/page.html"))
+
+
+def test_file_growing_while_read(tree, monkeypatch):
+    """A file that grows while read is 'file changed', and no more than its size is read."""
+    doc, _ = tree
+    page = doc / "sub" / "page.html"
+    real_readv, asked = os.readv, []
+
+    def growing_readv(fd, buffers):
+        with open(page, "ab") as handle:
+            handle.write(b"x" * 100000)
+        asked.append(sum(len(b) for b in buffers))
+        return real_readv(fd, buffers)
+
+    monkeypatch.setattr(os, "readv", growing_readv)
+    with pytest.raises(FileReadError, match="^file changed as we read it: not stored$"):
+        reading.read_file(found(doc, "sub/page.html"))
+    assert asked == [len(b"public")]
+
+
+def test_unchanged_file_is_read_whole(tree):
+    """The control case: a quiet file is read, byte for byte, as a bytes-like value."""
+    doc, _ = tree
+    assert bytes(reading.read_file(found(doc, "sub/page.html"))) == b"public"
+
+
+def test_unreadable_directory_is_an_error(tree, monkeypatch):
+    """A directory that cannot be listed is an error entry (the run fails), the walk goes on."""
+    doc, _ = tree
+    (doc / "zz.txt").write_bytes(b"z")
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if str(path).endswith("/sub"):
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    entries = [(type(e).__name__, e.path, getattr(e, "reason", None), getattr(e, "error", None))
+               for e in walk(str(doc))]
+    assert entries == [("Found", f"{doc}/zz.txt", None, None),
+                       ("Skipped", f"{doc}/sub", "cannot read directory: Permission denied", True)]

@@ -1,0 +1,212 @@
+"""Safety around the copy: selection (--include/--exclude), one key for two files, usage
+errors for options that would store something else than asked, escaped output, secrets."""
+
+import io
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import text_get, ttl
+from helpers import run
+from memccp_py.cli import build_parser
+
+
+def stored(server, key: bytes):
+    got = text_get(server, key)
+    return None if got is None else (*got, ttl(server, key))
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A docroot: gifs, pngs, a text file, a cache directory and an en/ and de/ index.html."""
+    doc = tmp_path / "doc"
+    files = {"a.gif": b"A", "img/b.gif": b"B", "img/c.png": b"C", "notes.txt": b"N",
+             "cache/d.gif": b"D", "en/index.html": b"english", "de/index.html": b"deutsch"}
+    for rel, data in files.items():
+        (doc / rel).parent.mkdir(parents=True, exist_ok=True)
+        (doc / rel).write_bytes(data)
+    return doc
+
+
+def test_include_exclude_select_like_find(memcached, site, capsys):
+    """--include '*.gif' --include '*.png' --exclude 'cache/' stores just those, keyed by URI."""
+    code, out, err = run(capsys, "-s", memcached.address, f"--base={site}", "-r", str(site), "-v",
+                         "--include=*.gif", "--include=*.png", "--exclude=cache/", "-e", "60")
+    assert (code, err) == (0, "memccp: 3 files, 3 stored (3 bytes), 0 failed\n")
+    assert out == "/a.gif\n/img/b.gif\n/img/c.png\n"
+    assert stored(memcached, b"/a.gif") == (0, b"A", 60)
+    assert stored(memcached, b"/img/c.png") == (0, b"C", 60)
+    for key in (b"/notes.txt", b"/cache/d.gif", b"/en/index.html"):
+        assert stored(memcached, key) is None, key
+
+
+def test_exclude_wins_and_matches_paths_in_lists(memcached, site, capsys):
+    """With --files-from and --base, a GLOB with / matches the path below --base; --exclude wins."""
+    names = "\n".join(str(p) for p in sorted(site.rglob("*")) if p.is_file()) + "\n"
+    code, out, err = run_with_stdin(capsys, names, "-s", memcached.address, f"--base={site}",
+                                    "--files-from=-", "--include=img/*", "--include=*.txt",
+                                    "--exclude=*.png")
+    assert (code, out, err) == (0, "", "")
+    assert stored(memcached, b"/img/b.gif") == (0, b"B", -1)
+    assert stored(memcached, b"/notes.txt") == (0, b"N", -1)
+    for key in (b"/img/c.png", b"/a.gif", b"/cache/d.gif"):
+        assert stored(memcached, key) is None, key
+
+
+def run_with_stdin(capsys, text: str, *argv):
+    import sys
+
+    old = sys.stdin
+    sys.stdin = io.TextIOWrapper(io.BytesIO(text.encode()))
+    try:
+        return run(capsys, *argv)
+    finally:
+        sys.stdin = old
+
+
+def test_same_key_twice_warns_and_the_last_wins(memcached, site, capsys):
+    """-r without --base: en/ and de/index.html share a key; a warning names both, the last
+    one walked (en) is stored; exit 0, on both paths."""
+    for extra in ([], ["-B"]):
+        memcached_flush(memcached)
+        code, out, err = run(capsys, *extra, "-s", memcached.address,
+                             str(site / "de" / "index.html"), str(site / "en" / "index.html"))
+        assert (code, out) == (0, "")
+        assert err == (f"memccp: {site}/en/index.html: warning: same key 'index.html' as "
+                       f"{site}/de/index.html: the last one is stored (--base DIR keys files by "
+                       "their path)\n")
+        assert stored(memcached, b"index.html") == (0, b"english", -1)
+
+
+def memcached_flush(server):
+    from conftest import text_command
+
+    text_command(server, b"flush_all")
+
+
+def test_unique_keys_refuses_the_second(memcached, site, capsys):
+    """--unique-keys: the second file with a taken key is an error, not stored; exit 1."""
+    code, out, err = run(capsys, "-s", memcached.address, "--unique-keys", "-r", str(site),
+                         "--include=index.html")
+    assert (code, out) == (1, "")
+    assert err == (f"memccp: {site}/en/index.html: same key 'index.html' as "
+                   f"{site}/de/index.html: not stored (--unique-keys)\n")
+    assert stored(memcached, b"index.html") == (0, b"deutsch", -1)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--gzip=0"], "argument --gzip: 0 marks nothing"),
+    (["--key=k", "-r"], "--key names one file, 1 given with --recursive"),
+    (["--key=k", "--files-from=/dev/null"], "--key names one file, 1 given and --files-from"),
+    (["-F", "\u0661\u0662"], "argument -F/--flag/--flags: '\u0661\u0662' is not a number"),
+    (["-e", "\u0661\u0662"], "argument -e/--expire: '\u0661\u0662' is not a number"),
+    (["-e", "2592001"], "--expire 2592001 is over 30 days, so memcached reads it as a unix time, "
+                        "1970-01-31 00:00:01 UTC, which is past: every item would expire at once"),
+])
+def test_usage_errors_store_nothing(memcached, site, capsys, argv, message):
+    """Options that would store something else than asked are usage errors: exit 2, nothing stored."""
+    code, out, err = run(capsys, "-s", memcached.address, *argv, str(site / "a.gif"))
+    assert (code, out) == (2, "")
+    assert message in err.splitlines()[-1], err
+    assert stored(memcached, b"a.gif") is None and stored(memcached, b"k") is None
+
+
+def test_expire_as_future_unix_time_is_kept(memcached, site, capsys):
+    """An --expire over 30 days that is still ahead is a unix time: stored with that expiry."""
+    import time
+
+    when = int(time.time()) + 3600
+    code, out, err = run(capsys, "-s", memcached.address, "-e", str(when), str(site / "a.gif"))
+    assert (code, out, err) == (0, "", "")
+    flags, value, left = stored(memcached, b"a.gif")
+    assert (flags, value) == (0, b"A") and 3590 <= left <= 3601  # memcached counts whole seconds
+
+
+def test_nul_in_a_newline_list_is_named(memcached, site, capsys):
+    """A name with a NUL byte in a newline-separated list is one error line; the others are stored."""
+    code, out, err = run_with_stdin(capsys, f"{site}/a.gif\nbad\0name\n{site}/notes.txt\n",
+                                    "-s", memcached.address, "--files-from=-")
+    assert (code, out) == (1, "")
+    assert err == ("memccp: bad\\x00name: file name contains a NUL byte "
+                   "(for NUL-separated names use -0)\n")
+    assert stored(memcached, b"a.gif")[1] == b"A" and stored(memcached, b"notes.txt")[1] == b"N"
+
+
+def test_control_bytes_are_escaped_everywhere(memcached, tmp_path, capsys):
+    """Names with ESC and BEL: escaped as \\xNN in errors, warnings and -v; stored unescaped."""
+    evil = tmp_path / "a\x1b[2Jb\x07.txt"
+    evil.write_bytes(b"x")
+    missing = tmp_path / "gone\x1b]0;title\x07"
+    code, out, err = run(capsys, "-s", memcached.address, "-v", str(evil), str(missing))
+    assert code == 1
+    assert out == "a\\x1b[2Jb\\x07.txt\n"
+    assert err == (f"memccp: {tmp_path}/a\\x1b[2Jb\\x07.txt: warning: key contains space or control "
+                   "bytes (0x07, 0x1B): a text-protocol reader such as nginx cannot fetch it "
+                   "(see --escape=nginx)\n"
+                   f"memccp: {tmp_path}/gone\\x1b]0;title\\x07: No such file or directory\n"
+                   "memccp: 2 files, 1 stored (1 bytes), 1 failed\n")
+    code, out, err = run(capsys, "-s", memcached.address, "--files-from", str(missing))
+    assert (code, out) == (2, "")
+    assert err == f"memccp: --files-from {tmp_path}/gone\\x1b]0;title\\x07: No such file or directory\n"
+    code, out, err = run(capsys, "-s", memcached.address, "--bogus\x1b[0m")
+    assert code == 2 and "\x1b" not in err and "--bogus\\x1b[0m" in err
+
+
+def test_password_file_is_never_shown(memcached, site, tmp_path, capsys):
+    """A password file that is not UTF-8: a usage error naming the file, never its contents;
+    a file others can read: a warning (as ssh), the secret never printed."""
+    secret = tmp_path / "pw"
+    secret.write_bytes(b"secret\xe9\nsecond-line\n")
+    secret.chmod(0o600)
+    code, out, err = run(capsys, "-s", memcached.address, "-u", "alice", "--password-file",
+                         str(secret), "-d", str(site / "a.gif"))
+    assert (code, out) == (2, "")
+    assert err == (f"memccp: --password-file {secret}: the password is not valid UTF-8 "
+                   "(SASL PLAIN needs UTF-8)\n")
+    secret.write_bytes(b"hunter2\n")
+    secret.chmod(0o644)
+    code, out, err = run(capsys, "-s", memcached.address, "-u", "alice", "--password-file",
+                         str(secret), "-v", "-d", str(site / "a.gif"))
+    assert f"memccp: warning: --password-file {secret} can be read by others than its owner " \
+           "(mode 0644): chmod 600 it\n" in err
+    assert "hunter2" not in err + out
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"),
+                    reason="needs root to run memccp as nobody")
+def test_unreadable_directory_is_named(memcached):
+    """-r as nobody: a directory it may not list is named, exit 1; the rest is stored."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    top = pathlib.Path(tempfile.mkdtemp())  # pytest's tmp_path is closed to other users
+    shutil.copytree(os.path.join(root, "memccp_py"), top / "memccp_py")
+    doc = top / "doc"
+    (doc / "closed").mkdir(parents=True)
+    (doc / "closed" / "x.txt").write_bytes(b"x")
+    (doc / "open.txt").write_bytes(b"o")
+    for path in (top, doc, top / "memccp_py", *(top / "memccp_py").iterdir(), doc / "open.txt"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    (doc / "closed").chmod(0o700)
+    try:
+        result = subprocess.run(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3",
+             "-m", "memccp_py", "-s", memcached.address, f"--base={doc}", "-r", str(doc)],
+            cwd=top, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(top)}, capture_output=True,
+            text=True, timeout=60)
+    finally:
+        shutil.rmtree(top)
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1, "", f"memccp: {doc}/closed: cannot read directory: Permission denied\n")
+    assert stored(memcached, b"/open.txt") == (0, b"o", -1)
+    assert stored(memcached, b"/closed/x.txt") is None
+
+
+def test_exit_statuses_are_documented():
+    """--help (and so the man page) names every exit status, internal error 70 included."""
+    text = build_parser().format_help().replace("\n", " ")
+    for words in ("0 all files stored", "1 some file or server failed", "2 usage error",
+                  "70 internal error", "130 interrupted"):
+        assert " ".join(words.split()) in " ".join(text.split()), words
