@@ -61,8 +61,8 @@ def main() -> int:
                 ("C memccp, all files in one process",
                  ["sh", "-c", f'cd {base} && "$TOOL" --relative {servers} $(find . -type f)'],
                  dict(env=dict(os.environ, TOOL=c_tool))),
-                ("memccp-py bulk (--base -r, pipelined)",
-                 [*py_tool, servers, f"--base={base}", "-r", base], {}),
+                ("memccp-py bulk (--docroot -r, pipelined)",
+                 [*py_tool, servers, f"--docroot={base}", "-r", base], {}),
             ]
             seconds = {}
             for name, argv, kwargs in ways:

@@ -32,7 +32,7 @@ def make_tree(base: str, count: int) -> dict:
 def load(tool, server, base):
     """Run one bulk load; return (seconds, peak RSS in MiB, exit status)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([*tool, f"--servers={server.address}", f"--base={base}", "-r", base])
+    proc = subprocess.Popen([*tool, f"--servers={server.address}", f"--docroot={base}", "-r", base])
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return time.perf_counter() - start, usage.ru_maxrss / 1024, proc.returncode

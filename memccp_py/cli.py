@@ -1,212 +1,31 @@
-"""Command line of memccp: ``build_parser()`` and ``main()``."""
+"""Command line of memccp: ``main()`` parses (:mod:`memccp_py.definition`), runs and maps
+what went wrong to the exit statuses the manual documents."""
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-from memccp_py import __version__
+from memccp_py.definition import build_parser
 from memccp_py.errors import MemccpError, UsageError
-from memccp_py.names import DISTRIBUTIONS, HASH_NAMES
+from memccp_py.longopts import AbbreviationError, expand
+
+__all__ = ["build_parser", "main"]
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 70, 130
-DEFAULT_TIMEOUT = 3.0
-
-
-def _uint32(text: str) -> int:
-    """A decimal number from 0 to 2**32-1 (flags and expiry are 32 bits in memcached)."""
-    digits = text.strip()
-    if not (digits.isascii() and digits.isdigit()) or int(digits) > 0xFFFFFFFF:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 4294967295")
-    return int(digits)
-
-
-def _gzip_flag(text: str) -> int:
-    """A flag for --gzip: a number from 1 to 2**32-1 (0 would mark nothing as gzip'd)."""
-    flag = _uint32(text)
-    if flag == 0:
-        raise argparse.ArgumentTypeError("0 marks nothing: nginx would serve the gzip'd bytes "
-                                         "as they are (use the memcached_gzip_flag value, e.g. 2)")
-    return flag
-
-
-def _hash_name(text: str) -> str:
-    if text.lower() not in HASH_NAMES:
-        raise argparse.ArgumentTypeError(f"unknown hash {text!r} (one of: {', '.join(HASH_NAMES)})")
-    return text.lower()
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 3600")
-    return value
-
-
-class _Formatter(argparse.HelpFormatter):
-    """argparse's formatter, told the width up front: left to itself it imports shutil
-    and asks the terminal for every option added, a good part of a run's start-up time."""
-
-    width = None  # measured once, on first use
-
-    def __init__(self, prog: str, **kwargs) -> None:
-        if kwargs.get("width") is None:
-            if _Formatter.width is None:
-                _Formatter.width = _columns() - 2
-            kwargs["width"] = _Formatter.width
-        super().__init__(prog, **kwargs)
-
-
-def _columns() -> int:
-    """$COLUMNS, else the terminal's width, else 80 (as shutil.get_terminal_size)."""
-    try:
-        return int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        try:
-            return os.get_terminal_size(sys.__stdout__.fileno()).columns
-        except (AttributeError, ValueError, OSError):
-            return 80
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse's parser, whose error messages never pass control bytes to the terminal."""
-
-    def error(self, message: str):
-        from memccp_py.keys import printable
-
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {printable(message)}\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (the man page is generated from it)."""
-    parser = _Parser(
-        prog="memccp", formatter_class=_Formatter,
-        description="Copy files into memcached, each under its name, its path or the key you "
-                    "choose (--key), with memcached's binary protocol. A drop-in replacement "
-                    "for libmemcached's memccp (memcp). The environment variable MEMCACHED_SERVERS "
-                    "is the server list when --servers is not given; MEMCACHED_PASSWORD is the "
-                    "SASL password when --username is given without --password or "
-                    "--password-file. Exit "
-                    "status: 0 all files stored, 1 some file or server failed, 2 usage error, "
-                    "70 internal error (a bug: please report it with the output of --debug), "
-                    "130 interrupted.")
-    parser.man_short_description = "copy files into memcached under chosen keys"
-    parser._manpage = MAN_SECTIONS  # extra sections for argparse-manpage
-    add = parser.add_argument
-    add("files", nargs="*", metavar="FILE", help="files to copy")
-    add("-V", "--version", action="version",
-        version=f"memccp v{__version__} (memccp-py, binary protocol via python-binary-memcached)")
-    add("-v", "--verbose", action="store_true", help="print each key stored, and a summary")
-    add("-d", "--debug", action="store_true", help="print debugging output and tracebacks")
-    add("-q", "--quiet", action="store_true", help="print no output, not even errors")
-    add("-s", "--servers", metavar="LIST",
-        help="servers: host[:port[:weight]], [ipv6]:port, /unix/socket, comma separated "
-             "(default: $MEMCACHED_SERVERS)")
-    add("-u", "--username", metavar="NAME", help="SASL user name")
-    add("-p", "--password", metavar="PASSWORD",
-        help="SASL password (visible in ps: prefer $MEMCACHED_PASSWORD or --password-file)")
-    add("--password-file", metavar="FILE", help="read the SASL password from the first line of FILE")
-    # As in C memccp, the last of -S/-A/-R and of -./-+/-/ given wins.
-    for short, name, what in (("-S", "set", "store whether or not the key exists (default)"),
-                              ("-A", "add", "store only keys that do not exist yet"),
-                              ("-R", "replace", "store only keys that exist already")):
-        add(short, f"--{name}", dest="op", action="store_const", const=name, help=what)
-    add("-F", "--flag", "--flags", dest="flags", type=_uint32, default=0, metavar="N",
-        help="flags stored with each item, 0 to 4294967295 (default 0)")
-    add("-e", "--expire", type=_uint32, default=0, metavar="SECONDS",
-        help="expiry: seconds from now, or a unix time if over 30 days (default 0: never)")
-    add("--key", metavar="KEY", help="store the single FILE under KEY")
-    add("-.", "--basename", dest="key_mode", action="store_const", const="basename",
-                      help="key is the file's base name (default)")
-    add("-+", "--relative", dest="key_mode", action="store_const", const="relative",
-                      help="key is the path as given")
-    add("-/", "--absolute", dest="key_mode", action="store_const", const="absolute",
-                      help="key is the absolute (real) path")
-    add("--base", metavar="DIR",
-                      help="key is / plus the path relative to DIR, as a web server sees it")
-    add("--prefix", default="", metavar="STR", help="prepend STR to every key (e.g. a host name)")
-    add("--escape", choices=("none", "nginx"), default="none",
-        help="nginx: escape keys as nginx's memcached module does (space, %%, control bytes "
-             "become %%XX) (default none)")
-    add("--files-from", action="append", default=[], metavar="FILE",
-        help="read file names from FILE (- for standard input), one a line")
-    add("-r", "--recursive", action="store_true",
-        help="copy the files below each directory FILE (with --base: a whole docroot)")
-    add("-0", "--null", action="store_true", help="names in --files-from end with NUL, not newline")
-    add("--gzip", type=_gzip_flag, metavar="FLAG",
-        help="store gzip-compressed bytes when smaller, with FLAG set in the flags "
-             "(nginx: memcached_gzip_flag FLAG)")
-    add("-H", "--hash", type=_hash_name, default="default", metavar="NAME",
-        help=f"key hash for placing keys on servers: {', '.join(HASH_NAMES)}")
-    add("--distribution", choices=DISTRIBUTIONS, default="modula", metavar="NAME",
-        help=f"how keys are spread over several servers: {', '.join(DISTRIBUTIONS)} "
-             "(default modula, as libmemcached and C memccp)")
-    add("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-        help=f"connect and I/O timeout (default {DEFAULT_TIMEOUT:g})")
-    add("-B", "--buffer", action="store_true", help="pipeline the stores (quiet sets, in batches)")
-    add("-b", "--binary", action="store_true", help="use the binary protocol (always; accepted)")
-    add("-n", "--non-blocking", action="store_true", help="accepted for compatibility (timeouts apply)")
-    add("-N", "--tcp-nodelay", action="store_true", help="disable Nagle's algorithm (always; accepted)")
-    add("-U", "--udp", action="store_true", help="not supported: memccp-py uses TCP or unix sockets")
-    # Selection and safety: which files a run copies.
-    add("--include", action="append", default=[], metavar="GLOB",
-        help="copy only files matching GLOB (repeatable); a GLOB without / matches the file name, "
-             "one with / the path below the tree; ** crosses directories (see FILES AND LINKS)")
-    add("--exclude", action="append", default=[], metavar="GLOB",
-        help="copy no file, and walk no directory, matching GLOB (repeatable; wins over "
-             "--include; GLOB/ matches directories only)")
-    add("--unique-keys", action="store_true",
-        help="two files with one key are an error: the later one is not stored (default: a "
-             "warning, the last one is stored)")
-    parser.set_defaults(op="set", key_mode="basename")
-    return parser
-
-
-MAN_SECTIONS = [
-    {"heading": "Files and links",
-     "content": "Only regular files are read. A file is opened without blocking and never "
-                "through a link where a link must not be followed; at most its size is read, "
-                "and a file that grows, shrinks or changes while it is read is an error (file "
-                "changed as we read it), never stored in part. FIFOs, sockets and devices named "
-                "as FILE are errors (not a regular file); found by --recursive they are skipped "
-                "with a warning, as rsync does.\n\n"
-                "With --recursive, each directory FILE is a tree: a link below it (to a file or a "
-                "directory) is followed only when its target, fully resolved, lies inside the "
-                "tree; a link leading out of the tree is skipped with a warning (as rsync "
-                "--safe-links), a link back to a directory above ends there, and the real path of "
-                "every file opened is checked against the tree once it is open. With --base, the "
-                "names read with --files-from must stay inside --base in the same way. Files named "
-                "as FILE are your own choice: their links are followed. Whatever the tree, nothing "
-                "in /proc, /sys or /dev is ever read through a link. Directories and entries that "
-                "cannot be read are named, and the run exits 1. Hard links are not links: Debian "
-                "keeps users from hard-linking files they do not own (fs.protected_hardlinks=1); "
-                "keep it so on a machine where others write to the docroot.\n\n"
-                "Everything printed escapes control bytes as \\xNN, so no file name can send "
-                "sequences to your terminal. Two files with one key (--recursive without --base "
-                "keys files by their base name) are a warning naming both; the last one is "
-                "stored (--unique-keys: an error). The password of --password-file is its first "
-                "line, read as bytes and never printed; a password file that others than its "
-                "owner can read gets a warning, as ssh gives for keys."},
-    {"heading": "Exit status",
-     "content": "0: every file stored. 1: some file or server failed (each is named on standard "
-                "error). 2: usage error, nothing was stored. 70: internal error, a bug in memccp: "
-                "please report it with the output of --debug. 130: interrupted (Ctrl-C)."},
-]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run memccp with *argv* (default: sys.argv[1:]); return the exit status."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        try:  # options and files in any order, as GNU getopt allows
+            args = parser.parse_intermixed_args(expand(sys.argv[1:] if argv is None else argv, parser))
+        except AbbreviationError as exc:
+            parser.error(str(exc))
     except SystemExit as exc:
         return int(exc.code or 0)
-    err = None if args.quiet else sys.stderr
+    err = sys.stderr  # -q silences everything but errors, as C memccp keeps its store errors
     try:
         from memccp_py.run import run
 

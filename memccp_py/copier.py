@@ -57,14 +57,16 @@ class Options:
     ``op``: set, add or replace; ``flags``, ``exptime``: stored with every item;
     ``buffered``: pipeline the stores; ``gzip_flag``: store gzip'd bytes and OR this into
     the flags (None: off); ``verbose``: print each key; ``warn_keys``: warn about keys a
-    text-protocol reader cannot fetch; ``progress``: keep a progress line on err.
+    text-protocol reader cannot fetch; ``progress``: keep a progress line on err;
+    ``warnings``: print warnings (Notices) at all (-q: errors only).
     """
 
     def __init__(self, op: str = "set", flags: int = 0, exptime: int = 0, buffered: bool = False,
                  gzip_flag: int | None = None, verbose: bool = False, warn_keys: bool = True,
-                 progress: bool = False) -> None:
+                 progress: bool = False, warnings: bool = True) -> None:
         self.op, self.flags, self.exptime, self.buffered = op, flags, exptime, buffered
         self.gzip_flag, self.verbose, self.warn_keys, self.progress = gzip_flag, verbose, warn_keys, progress
+        self.warnings = warnings
 
 
 class Summary:
@@ -210,7 +212,8 @@ def copy_files(jobs: abc.Iterable[Job | Notice], cluster, options: Options,
     run = _Run(cluster, options, out, err)
     for number, job in enumerate(jobs):
         if isinstance(job, Notice):
-            run.report(job, f"warning: {job.message}")
+            if options.warnings:
+                run.report(job, f"warning: {job.message}")
         else:
             run.copy(number, job)
     run.flush()

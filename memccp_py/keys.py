@@ -14,7 +14,7 @@ _TEXT_UNSAFE = frozenset(range(0x21))
 #: Bytes nginx's memcached module sends %XX-escaped: space, %, controls.
 _NGINX_ESCAPED = frozenset(range(0x20)) | {0x20, 0x25}
 
-KEY_MODES = ("basename", "relative", "absolute")
+KEY_MODES = ("basename", "slash-basename", "relative", "absolute")
 
 
 def key_problem(key: bytes) -> "str | None":
@@ -44,9 +44,12 @@ def nginx_escape(key: bytes) -> bytes:
 
 
 def key_for_path(path: str, mode: str = "basename") -> bytes:
-    """The key memccp stores *path* under, by --basename/--relative/--absolute."""
-    if mode == "basename":
+    """The key memccp stores *path* under, by --basename/--relative/--absolute (or
+    --slash-basename: the base name after a slash, as the patched memccp 1.0.8 kept it)."""
+    if mode in ("basename", "slash-basename"):
         name = os.path.basename(path.rstrip("/")) or path
+        if mode == "slash-basename" and not name.startswith("/"):
+            name = "/" + name
     elif mode == "relative":
         name = path
     elif mode == "absolute":
@@ -60,7 +63,7 @@ def uri_key(path: str, base: str) -> bytes:
     """The URI under which a web server rooted at *base* serves *path* (``/dir/file``)."""
     rel = os.path.relpath(path, base)
     if rel == os.curdir or rel == os.pardir or rel.startswith(os.pardir + os.sep):
-        raise ValueError(f"not below --base {base}")
+        raise ValueError(f"not below --docroot {base}")
     return b"/" + os.fsencode(rel)
 
 

@@ -26,6 +26,30 @@ MAX_FILE_BYTES = 1 << 30
 _FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
 
 
+class Stdin(Found):
+    """The FILE ``-``: standard input, read to its end (at most the item limit)."""
+
+    __slots__ = ("stream",)
+
+    def __init__(self, stream) -> None:
+        super().__init__("-")
+        self.stream = stream
+
+
+def _read_stream(stream, limit: int) -> bytes:
+    chunks, size = [], 0
+    read = getattr(stream, "read1", stream.read)
+    while True:
+        chunk = read(min(1 << 20, limit + 1 - size))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise FileReadError(f"standard input has more than {limit} bytes, more than "
+                                "memcached can store")
+
+
 def _opened_as(fd: int) -> str | None:
     """What the kernel says the descriptor *fd* is (its real path), None where /proc is absent."""
     try:
@@ -56,10 +80,15 @@ def _regular(mode: int) -> None:
         raise FileReadError(not_regular(mode))
 
 
-def read_file(found: Found | str, limit: int = MAX_FILE_BYTES) -> bytearray:
+def read_file(found: Found | str, limit: int = MAX_FILE_BYTES) -> bytes | bytearray:
     """The bytes of a regular file; FileReadError with a short reason if they cannot be had."""
     if isinstance(found, str):
         found = Found(found)
+    if isinstance(found, Stdin):
+        try:
+            return _read_stream(found.stream, limit)
+        except OSError as exc:
+            raise FileReadError(exc.strerror or str(exc)) from None
     in_tree = found.tree is not None
     try:  # a device is never opened: opening some has effects (a tape rewinds)
         _regular(os.stat(found.real, follow_symlinks=not in_tree).st_mode)

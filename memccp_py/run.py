@@ -8,12 +8,15 @@ import os
 import stat
 import sys
 import time
+from collections import abc
 
 from memccp_py.cluster import Cluster
 from memccp_py.copier import Options, Summary, copy_files
+from memccp_py.definition import key_mode
 from memccp_py.errors import UsageError
-from memccp_py.keys import show
+from memccp_py.keys import printable, show
 from memccp_py.servers import parse_servers
+from memccp_py.reading import Stdin
 from memccp_py.sources import all_paths, make_jobs
 
 #: memcached reads an expiry over this many seconds (30 days) as a unix time.
@@ -24,7 +27,7 @@ MAX_RELATIVE_EXPIRY = 30 * 24 * 3600
 MAX_PASSWORD_BYTES = 4096
 
 
-def _read_password_file(name: str, err: io.TextIOBase | None) -> str:
+def _read_password_file(name: str, warn: abc.Callable[[str], None] | None) -> str:
     """The first line of the password file *name*, read as bytes and never shown."""
     what = f"--password-file {show(os.fsencode(name))}"
     try:
@@ -32,9 +35,9 @@ def _read_password_file(name: str, err: io.TextIOBase | None) -> str:
             mode = os.fstat(handle.fileno()).st_mode
             if stat.S_ISDIR(mode):
                 raise UsageError(f"{what}: Is a directory")
-            if stat.S_ISREG(mode) and mode & 0o077 and err is not None:
-                err.write(f"memccp: warning: {what} can be read by others than its owner "
-                          f"(mode {stat.S_IMODE(mode):04o}): chmod 600 it\n")
+            if stat.S_ISREG(mode) and mode & 0o077 and warn is not None:
+                warn(f"{what} can be read by others than its owner "
+                     f"(mode {stat.S_IMODE(mode):04o}): chmod 600 it")
             head = handle.read(MAX_PASSWORD_BYTES + 1)
     except OSError as exc:
         raise UsageError(f"{what}: {exc.strerror or exc}") from None
@@ -47,10 +50,10 @@ def _read_password_file(name: str, err: io.TextIOBase | None) -> str:
         raise UsageError(f"{what}: the password is not valid UTF-8 (SASL PLAIN needs UTF-8)") from None
 
 
-def _password(args: argparse.Namespace, err: io.TextIOBase | None) -> str | None:
+def _password(args: argparse.Namespace, warn: abc.Callable[[str], None] | None) -> str | None:
     """The SASL password: --password-file, --password, or $MEMCACHED_PASSWORD with --username."""
     if args.password_file:
-        return _read_password_file(args.password_file, err)
+        return _read_password_file(args.password_file, warn)
     password = args.password
     if password is None and args.username:
         password = os.environ.get("MEMCACHED_PASSWORD")
@@ -76,12 +79,12 @@ def _check(args: argparse.Namespace, password: str | None) -> None:
         raise UsageError(f"--expire {args.expire} is over 30 days, so memcached reads it as a "
                          f"unix time, {when}, which is past: every item would expire at once")
     if args.key is not None and args.base is not None:
-        raise UsageError("--key and --base cannot be used together")
-    if bool(args.username) != bool(password):
+        raise UsageError("--key and --docroot cannot be used together")
+    if args.username and not password:
         raise UsageError("SASL needs both --username and a password "
                          "(--password, --password-file or MEMCACHED_PASSWORD)")
-    if args.files_from.count("-") > 1:
-        raise UsageError("--files-from=- can be given once")
+    if args.files_from.count("-") + args.files.count("-") > 1:
+        raise UsageError("standard input (-) can be read once: as one FILE or one --files-from")
 
 
 def _open_lists(names: list[str], stdin: io.TextIOBase) -> list[io.BufferedIOBase]:
@@ -97,20 +100,24 @@ def _open_lists(names: list[str], stdin: io.TextIOBase) -> list[io.BufferedIOBas
     return streams
 
 
-def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | None, err: io.TextIOBase | None) -> int:
+def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | None, err: io.TextIOBase) -> int:
     """Copy what *args* asks for; return the exit status (0 all stored, 1 not)."""
-    password = _password(args, err)
+    warn = None if args.quiet else (lambda text: err.write(f"memccp: warning: {printable(text)}\n"))
+    password = _password(args, warn)
+    if password and not args.username:
+        if warn:
+            warn("a password without --username is ignored (as C memccp ignores it)")
+        password = None
     _check(args, password)
     spec = args.servers if args.servers is not None else os.environ.get("MEMCACHED_SERVERS", "")
-    servers = parse_servers(spec)
+    servers = parse_servers(spec, warn)
     if args.debug:
         import logging
 
         logging.basicConfig(stream=sys.stderr, level=logging.DEBUG,
                             format="memccp: debug: %(name)s: %(message)s")
-        if err is not None:
-            err.write(f"memccp: debug: servers {', '.join(map(str, servers))}; "
-                      f"distribution {args.distribution}, hash {args.hash}\n")
+        err.write(f"memccp: debug: servers {', '.join(map(str, servers))}; "
+                  f"distribution {args.distribution}, hash {args.hash}\n")
     cluster = Cluster(servers, distribution=args.distribution, hash_name=args.hash,
                       timeout=args.timeout, username=args.username, password=password)
     lists = _open_lists(args.files_from, stdin)
@@ -119,15 +126,17 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | Non
         from memccp_py.selection import Selection  # only then: it needs re
 
         wanted = Selection(args.include, args.exclude).wants
-    jobs = make_jobs(all_paths(args.files, lists, args.null, args.recursive, wanted, args.base),
+    files = [Stdin(stdin.buffer) if f == "-" else f for f in args.files]
+    jobs = make_jobs(all_paths(files, lists, args.null, args.recursive, wanted, args.base),
                      key=None if args.key is None else os.fsencode(args.key),
-                     mode=args.key_mode, base=args.base, prefix=os.fsencode(args.prefix),
+                     mode=key_mode(args), base=args.base, prefix=os.fsencode(args.prefix),
                      escape=args.escape, unique_keys=args.unique_keys)
     options = Options(op=args.op, flags=args.flags, exptime=args.expire,
                       buffered=args.buffer or bool(args.files_from) or args.recursive
                       or args.base is not None,
-                      gzip_flag=args.gzip, verbose=args.verbose, warn_keys=args.escape != "nginx",
-                      progress=err is not None and err.isatty() and not args.verbose)
+                      gzip_flag=args.gzip, verbose=args.verbose, warnings=not args.quiet,
+                      warn_keys=args.escape != "nginx" and not args.quiet,
+                      progress=err.isatty() and not args.verbose and not args.quiet)
     try:
         summary = copy_files(jobs, cluster, options, out, err)
     finally:
@@ -135,7 +144,7 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | Non
         for stream in lists:
             if stream is not stdin.buffer:
                 stream.close()
-    if args.verbose and err is not None:
+    if args.verbose and not args.quiet:
         err.write(_summary_line(summary))
     return 0 if summary.failed == 0 and summary.files == summary.stored else 1
 

@@ -1,6 +1,6 @@
 """Which files to copy and under which keys: positional FILEs (directories walked with -r),
 --files-from lists, --include/--exclude, and the key rules (--key, --basename/--relative/
---absolute, --base, --prefix, --escape)."""
+--absolute, --docroot, --prefix, --escape)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections import abc
 
 from memccp_py.copier import Job, Notice
 from memccp_py.keys import key_for_path, nginx_escape, show, uri_key
+from memccp_py.reading import Stdin
 from memccp_py.walker import Found, Skipped, Tree, walk
 
 
@@ -32,7 +33,7 @@ def read_list(stream: io.BufferedIOBase, null: bool) -> abc.Iterator[str]:
 
 
 def _listed(name: str, tree: Tree | None) -> Found | Skipped:
-    """A --files-from name; with a tree (--base), its links must stay inside it."""
+    """A --files-from name; with a tree (--docroot), its links must stay inside it."""
     if "\0" in name:
         return Skipped(name.replace("\0", "\\x00"),
                        "file name contains a NUL byte (for NUL-separated names use -0)", error=True)
@@ -47,11 +48,11 @@ def _listed(name: str, tree: Tree | None) -> Found | Skipped:
 
 
 def _below(path: str, base: str | None) -> str:
-    """*path* as matched by --include/--exclude: below --base when given, else as written."""
+    """*path* as matched by --include/--exclude: below --docroot when given, else as written."""
     return os.path.relpath(path, base) if base is not None else path
 
 
-def all_paths(files: abc.Sequence[str], lists: abc.Sequence[io.BufferedIOBase], null: bool,
+def all_paths(files: abc.Sequence[str | Stdin], lists: abc.Sequence[io.BufferedIOBase], null: bool,
               recursive: bool = False, wanted: abc.Callable[[str, bool], bool] | None = None,
               base: str | None = None) -> abc.Iterator[Found | Skipped]:
     """The positional FILEs (directories walked with *recursive*), then the --files-from names;
@@ -60,7 +61,9 @@ def all_paths(files: abc.Sequence[str], lists: abc.Sequence[io.BufferedIOBase], 
     Positional FILEs are the user's own choice: links are followed. Files found in a
     directory must stay inside it; with *base*, --files-from names must stay inside *base*."""
     for path in files:
-        if recursive and os.path.isdir(path):
+        if isinstance(path, Stdin):
+            yield path
+        elif recursive and os.path.isdir(path):
             below = "" if base is None else _below(path, base)
             yield from walk(path, wanted, "" if below == os.curdir else below)
         elif wanted is None or wanted(_below(path, base), False):
@@ -92,6 +95,8 @@ def make_jobs(entries: abc.Iterable[Found | Skipped | str], *, key: bytes | None
         path, problem = entry.path, None
         if key is not None:
             name = key
+        elif isinstance(entry, Stdin):
+            name = b"-"  # as C memccp: standard input is stored under "-"
         elif base is not None:
             try:
                 name = uri_key(path, base)
@@ -109,5 +114,5 @@ def make_jobs(entries: abc.Iterable[Found | Skipped | str], *, key: bytes | None
                     problem = same + ": not stored (--unique-keys)"
                 else:
                     yield Notice(path, same + ": the last one is stored"
-                                 + (" (--base DIR keys files by their path)" if base is None else ""))
+                                 + (" (--docroot DIR keys files by their path)" if base is None else ""))
         yield Job(path, stored, problem, name, entry)

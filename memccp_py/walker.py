@@ -1,6 +1,6 @@
 """Which files a run may read: the walk under -r and the link policy.
 
-The policy, for a tree (a directory named with -r, or --base for --files-from names):
+The policy, for a tree (a directory named with -r, or --docroot for --files-from names):
 
 * only regular files are read; FIFOs, sockets and devices are skipped with a warning;
 * a link is followed only when its target, fully resolved, lies inside the tree's real
@@ -89,7 +89,7 @@ def walk(top: str, selected: abc.Callable[[str, bool], bool] | None = None,
     before its subdirectories; links, special files and errors as the policy says.
 
     *selected(rel, is_dir)* says whether a file or directory is wanted (--include/--exclude);
-    *rel* is its path below *top*, after *below* (where *top* stands below --base); an
+    *rel* is its path below *top*, after *below* (where *top* stands below --docroot); an
     unwanted directory is not walked."""
     tree = Tree(top)
     try:

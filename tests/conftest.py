@@ -1,12 +1,14 @@
 """Fixtures: real memcached servers on free loopback ports, and readers that
 fetch items back with the text protocol (as nginx does)."""
 
+import base64
 import os
 import shutil
 import socket
 import subprocess
 import time
-from typing import Iterator, List, NamedTuple, Optional, Tuple
+import urllib.parse
+from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import pytest
 
@@ -17,10 +19,25 @@ class Memcached(NamedTuple):
     host: str
     port: int
     process: subprocess.Popen
+    path: Optional[str] = None  # a unix socket instead of host:port
 
     @property
     def address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return self.path or f"{self.host}:{self.port}"
+
+
+def connect(server: Memcached, timeout: float = 5) -> socket.socket:
+    """A connection to *server*, over TCP or its unix socket."""
+    if server.path is None:
+        return socket.create_connection((server.host, server.port), timeout=timeout)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(server.path)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -31,7 +48,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_answers(host: str, port: int, process: subprocess.Popen, seconds: float = 10) -> None:
+def wait_until_answers(host: str, port: int, process: subprocess.Popen, seconds: float = 10,
+                       path: Optional[str] = None) -> None:
     """Return once memcached answers a binary-protocol NOOP (SASL servers answer it too), fail if
     it dies or stays silent."""
     deadline = time.monotonic() + seconds
@@ -39,38 +57,38 @@ def wait_until_answers(host: str, port: int, process: subprocess.Popen, seconds:
         if process.poll() is not None:
             raise RuntimeError(f"memcached exited with {process.returncode}")
         try:
-            with socket.create_connection((host, port), timeout=1) as sock:
+            with connect(Memcached(host, port, process, path), timeout=1) as sock:
                 sock.sendall(bytes([0x80, 0x0A]) + bytes(22))
                 if sock.recv(24)[:1] == b"\x81":
                     return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"memcached on {host}:{port} did not answer")
+    raise RuntimeError(f"memcached on {path or f'{host}:{port}'} did not answer")
 
 
-def start_memcached(*extra: str, host: str = "127.0.0.1", env: Optional[dict] = None) -> Memcached:
-    """Start a throwaway memcached on a free loopback port."""
+def start_memcached(*extra: str, host: str = "127.0.0.1", env: Optional[dict] = None,
+                    unix_path: Optional[str] = None) -> Memcached:
+    """Start a throwaway memcached on a free loopback port (or on the unix socket *unix_path*)."""
     if not os.path.exists(MEMCACHED):
         pytest.skip("memcached is not installed")
-    port = free_port(host)
+    port = 0 if unix_path else free_port(host)
     user = ["-u", "root"] if os.geteuid() == 0 else []
-    process = subprocess.Popen([MEMCACHED, "-l", host, "-p", str(port), "-U", "0", *user, *extra],
+    where = ["-s", unix_path] if unix_path else ["-l", host, "-p", str(port), "-U", "0"]
+    process = subprocess.Popen([MEMCACHED, *where, *user, *extra],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env=env)
     try:
-        wait_until_answers(host, port, process)
+        wait_until_answers(host, port, process, path=unix_path)
     except Exception:
         process.kill()
         raise
-    return Memcached(host, port, process)
+    return Memcached(host, port, process, unix_path)
 
 
 def stop(server: Memcached) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(5)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
+    """End a throwaway server at once (SIGTERM makes memcached linger a second)."""
+    server.process.kill()
+    server.process.wait(5)
 
 
 @pytest.fixture(scope="session")
@@ -99,7 +117,7 @@ def memcached_cluster() -> Iterator[List[Memcached]]:
 def text_command(server: Memcached, line: bytes, one_line: bool = False) -> bytes:
     """Send one text-protocol command line, return the whole reply (or its first line)."""
     ends = (b"END\r\n", b"OK\r\n", b"ERROR\r\n")
-    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+    with connect(server) as sock:
         sock.sendall(line + b"\r\n")
         reply = b""
         while not (reply.endswith(b"\r\n") if one_line else reply.endswith(ends)):
@@ -112,7 +130,7 @@ def text_command(server: Memcached, line: bytes, one_line: bool = False) -> byte
 
 def text_get(server: Memcached, key: bytes) -> Optional[Tuple[int, bytes]]:
     """(flags, value) of *key* read with the text protocol's get (as nginx does), or None."""
-    with socket.create_connection((server.host, server.port), timeout=5) as sock:
+    with connect(server) as sock:
         sock.sendall(b"get " + key + b"\r\n")
         reader = sock.makefile("rb")
         head = reader.readline()
@@ -130,3 +148,24 @@ def ttl(server: Memcached, key: bytes) -> int:
     head = text_command(server, b"mg " + key + b" t", one_line=True).split(b"\r\n", 1)[0]
     assert head.startswith(b"HD"), head
     return int(next(t for t in head.split()[1:] if t.startswith(b"t"))[1:])
+
+
+def dump_items(server: Memcached) -> Dict[bytes, Tuple[int, bytes, int]]:
+    """Every item *server* holds: key -> (flags, value, ttl), ttl -1 for never. Keys of any
+    bytes (spaces, controls) are listed by the LRU crawler and fetched base64-encoded."""
+    listing = text_command(server, b"lru_crawler metadump all")
+    keys = [urllib.parse.unquote_to_bytes(line.split(b" ", 1)[0][4:])
+            for line in listing.splitlines() if line.startswith(b"key=")]
+    items = {}
+    with connect(server) as sock:
+        reader = sock.makefile("rb")
+        for key in keys:
+            sock.sendall(b"mg " + base64.b64encode(key) + b" b v f t\r\n")
+            head = reader.readline().split()
+            if head[0] == b"EN":
+                continue
+            assert head[0] == b"VA", head
+            value = reader.read(int(head[1]) + 2)[:-2]
+            tokens = {t[:1]: int(t[1:]) for t in head[2:]}
+            items[key] = (tokens[b"f"], value, tokens[b"t"])
+    return items

@@ -1,4 +1,4 @@
-"""Bulk loading for nginx: --base/--prefix URI keys, --files-from (-0),
+"""Bulk loading for nginx: --docroot/--prefix URI keys, --files-from (-0),
 --recursive, --escape=nginx and --gzip, pipelined."""
 
 import gzip
@@ -35,11 +35,11 @@ def stdin_with(monkeypatch, data: bytes) -> None:
 
 
 def test_files_from_null_with_base(memcached, docroot, capsys, monkeypatch):
-    """find -print0 | memccp --files-from=- -0 --base=DIR stores each file under its URI."""
+    """find -print0 | memccp --files-from=- -0 --docroot=DIR stores each file under its URI."""
     root, files = docroot
     names = b"".join(os.fsencode(root / n) + b"\0" for n in files)
     stdin_with(monkeypatch, names)
-    code, out, err = run(capsys, "-s", memcached.address, "--files-from=-", "-0", f"--base={root}",
+    code, out, err = run(capsys, "-s", memcached.address, "--files-from=-", "-0", f"--docroot={root}",
                          "--escape=nginx")
     assert (code, out, err) == (0, "", "")
     assert text_get(memcached, b"/img/a.gif") == (0, files["img/a.gif"])
@@ -54,7 +54,7 @@ def test_files_from_lines_and_prefix(memcached, docroot, capsys, tmp_path):
     listing = tmp_path / "list"
     listing.write_bytes(b"".join(os.fsencode(root / n) + b"\n" for n in ("index.html", "img/a.gif")))
     code, out, err = run(capsys, "-v", "-s", memcached.address, f"--files-from={listing}",
-                         f"--base={root}", "--prefix=www.example.org")
+                         f"--docroot={root}", "--prefix=www.example.org")
     assert code == 0
     assert out == "www.example.org/index.html\nwww.example.org/img/a.gif\n"
     assert err == f"memccp: 2 files, 2 stored ({3013 + 5000} bytes), 0 failed\n"
@@ -62,9 +62,9 @@ def test_files_from_lines_and_prefix(memcached, docroot, capsys, tmp_path):
 
 
 def test_recursive_base(memcached, docroot, capsys):
-    """-r --base=DIR DIR loads the whole docroot in one run."""
+    """-r --docroot=DIR DIR loads the whole docroot in one run."""
     root, files = docroot
-    code, out, err = run(capsys, "-r", "--escape=nginx", "-s", memcached.address, f"--base={root}", str(root))
+    code, out, err = run(capsys, "-r", "--escape=nginx", "-s", memcached.address, f"--docroot={root}", str(root))
     assert (code, out, err) == (0, "", "")
     for name, data in files.items():
         key = name.replace("%", "%25").replace(" ", "%20").replace("\n", "%0A")
@@ -74,19 +74,19 @@ def test_recursive_base(memcached, docroot, capsys):
 def test_unescaped_odd_names_warn(memcached, docroot, capsys):
     """Without --escape=nginx, keys with spaces or newlines are stored but warned about."""
     root, files = docroot
-    code, out, err = run(capsys, "-s", memcached.address, f"--base={root}", str(root / "img/a b ñ.gif"))
+    code, out, err = run(capsys, "-s", memcached.address, f"--docroot={root}", str(root / "img/a b ñ.gif"))
     assert (code, out) == (0, "")
     assert "warning: key contains space or control bytes (0x20)" in err
 
 
 def test_file_outside_base(memcached, docroot, tmp_path, capsys):
-    """A file outside --base is named and skipped; the others are stored."""
+    """A file outside --docroot is named and skipped; the others are stored."""
     root, files = docroot
     outside = tmp_path / "outside.txt"
     outside.write_bytes(b"o")
-    code, out, err = run(capsys, "-s", memcached.address, f"--base={root}", str(outside), str(root / "index.html"))
+    code, out, err = run(capsys, "-s", memcached.address, f"--docroot={root}", str(outside), str(root / "index.html"))
     assert (code, out) == (1, "")
-    assert err == f"memccp: {outside}: not below --base {root}\n"
+    assert err == f"memccp: {outside}: not below --docroot {root}\n"
     assert text_get(memcached, b"/index.html") == (0, files["index.html"])
 
 
@@ -94,7 +94,7 @@ def test_escaped_key_too_long(memcached, tmp_path, capsys):
     """A key over 250 bytes only after escaping is reported, not sent."""
     path = tmp_path / ("%" * 100)
     path.write_bytes(b"x")
-    code, out, err = run(capsys, "-s", memcached.address, f"--base={tmp_path}", "--escape=nginx", str(path))
+    code, out, err = run(capsys, "-s", memcached.address, f"--docroot={tmp_path}", "--escape=nginx", str(path))
     assert (code, out) == (1, "")
     assert err.startswith(f"memccp: {path}: key is 301 bytes long, memcached allows at most 250")
 
@@ -102,7 +102,7 @@ def test_escaped_key_too_long(memcached, tmp_path, capsys):
 def test_gzip_flag(memcached, docroot, capsys):
     """--gzip=FLAG stores gzip bytes with FLAG or'ed in, only where that is smaller."""
     root, files = docroot
-    code, out, err = run(capsys, "-s", memcached.address, "-F", "1", "--gzip=2", f"--base={root}",
+    code, out, err = run(capsys, "-s", memcached.address, "-F", "1", "--gzip=2", f"--docroot={root}",
                          str(root / "css/100%.css"), str(root / "img/a.gif"))
     assert (code, out, err) == (0, "", "")
     flags, data = text_get(memcached, b"/css/100%.css")

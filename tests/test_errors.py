@@ -135,9 +135,18 @@ def test_silent_server_times_out(good, capsys):
     assert err == f"memccp: {good}: server {address}: no answer within 0.5 s\n"
 
 
-def test_quiet_prints_nothing(good, capsys):
-    """-q prints nothing, not even errors, but still exits 1."""
-    assert run(capsys, "-q", "-s", f"127.0.0.1:{free_port()}", str(good), "/nonexistent") == (1, "", "")
+def test_quiet_prints_only_errors(memcached, good, tmp_path, capsys):
+    """-q keeps the error lines (as C memccp keeps its store errors) and silences the rest:
+    -v's keys and summary, warnings; the files are still stored; exit 1."""
+    spaced = tmp_path / "a b.txt"
+    spaced.write_bytes(b"s")
+    code, out, err = run(capsys, "-q", "-v", "-s", memcached.address, str(good), str(spaced),
+                         "/nonexistent")
+    assert (code, out, err) == (1, "", "memccp: /nonexistent: No such file or directory\n")
+    assert text_get(memcached, b"good.txt") == (0, b"good")
+    port = free_port()
+    code, out, err = run(capsys, "-q", "-s", f"127.0.0.1:{port}", str(good))
+    assert (code, out, err) == (1, "", f"memccp: {good}: server 127.0.0.1:{port}: connection refused\n")
 
 
 def test_dead_server_every_batch_named(tmp_path, capsys):

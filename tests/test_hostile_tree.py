@@ -46,7 +46,7 @@ def test_links_out_of_the_tree_are_skipped(memcached, docroot, tmp_path):
     (docroot / "env.txt").symlink_to("/proc/self/environ")
     (docroot / "zero").symlink_to("/dev/zero")
     (docroot / "rel.txt").symlink_to("../secret")
-    result = memccp("-s", memcached.address, f"--base={docroot}", "-r", docroot, "-e", "100")
+    result = memccp("-s", memcached.address, f"--docroot={docroot}", "-r", docroot, "-e", "100")
     assert (result.returncode, result.stdout) == (0, "")
     env, *others = result.stderr.splitlines()
     assert env.startswith(f"memccp: {docroot}/env.txt: warning: skipped link to /proc/")
@@ -69,7 +69,7 @@ def test_links_inside_the_tree_are_followed_and_loops_end(memcached, docroot):
     (docroot / "logo.gif").symlink_to("img/a.gif")
     (docroot / "pics").symlink_to(docroot / "img")
     (docroot / "img" / "up").symlink_to("..")
-    result = memccp("-s", memcached.address, f"--base={docroot}", "-r", docroot)
+    result = memccp("-s", memcached.address, f"--docroot={docroot}", "-r", docroot)
     assert (result.returncode, result.stdout) == (0, "")
     assert result.stderr.splitlines() == [
         f"memccp: {docroot}/img/up: warning: skipped directory loop: a link back to a directory above",
@@ -120,7 +120,7 @@ def test_special_files_in_the_tree_are_skipped(memcached, docroot):
     os.mkfifo(docroot / "pipe")
     with socket.socket(socket.AF_UNIX) as sock:
         sock.bind(str(docroot / "img" / "sock"))
-        result = memccp("-s", memcached.address, f"--base={docroot}", "-r", docroot)
+        result = memccp("-s", memcached.address, f"--docroot={docroot}", "-r", docroot)
     assert (result.returncode, result.stdout) == (0, "")
     assert result.stderr.splitlines() == [
         f"memccp: {docroot}/pipe: warning: skipped, not a regular file (a FIFO)",

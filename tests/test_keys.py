@@ -63,12 +63,12 @@ def test_key_for_path(path, mode, key):
     ("www/img/a.gif", "www", b"/img/a.gif"),
 ])
 def test_uri_key(path, base, key):
-    """--base makes the URI a web server rooted at DIR would serve the file under."""
+    """--docroot makes the URI a web server rooted at DIR would serve the file under."""
     assert uri_key(path, base) == key
 
 
 @pytest.mark.parametrize("path, base", [("/etc/passwd", "/srv/www"), ("/srv/www", "/srv/www")])
 def test_uri_key_outside_base(path, base):
-    """A file outside --base has no URI: ValueError."""
+    """A file outside --docroot has no URI: ValueError."""
     with pytest.raises(ValueError):
         uri_key(path, base)

@@ -34,7 +34,7 @@ def site(tmp_path):
 
 def test_include_exclude_select_like_find(memcached, site, capsys):
     """--include '*.gif' --include '*.png' --exclude 'cache/' stores just those, keyed by URI."""
-    code, out, err = run(capsys, "-s", memcached.address, f"--base={site}", "-r", str(site), "-v",
+    code, out, err = run(capsys, "-s", memcached.address, f"--docroot={site}", "-r", str(site), "-v",
                          "--include=*.gif", "--include=*.png", "--exclude=cache/", "-e", "60")
     assert (code, err) == (0, "memccp: 3 files, 3 stored (3 bytes), 0 failed\n")
     assert out == "/a.gif\n/img/b.gif\n/img/c.png\n"
@@ -45,9 +45,9 @@ def test_include_exclude_select_like_find(memcached, site, capsys):
 
 
 def test_exclude_wins_and_matches_paths_in_lists(memcached, site, capsys):
-    """With --files-from and --base, a GLOB with / matches the path below --base; --exclude wins."""
+    """With --files-from and --docroot, a GLOB with / matches the path below --docroot; --exclude wins."""
     names = "\n".join(str(p) for p in sorted(site.rglob("*")) if p.is_file()) + "\n"
-    code, out, err = run_with_stdin(capsys, names, "-s", memcached.address, f"--base={site}",
+    code, out, err = run_with_stdin(capsys, names, "-s", memcached.address, f"--docroot={site}",
                                     "--files-from=-", "--include=img/*", "--include=*.txt",
                                     "--exclude=*.png")
     assert (code, out, err) == (0, "", "")
@@ -69,7 +69,7 @@ def run_with_stdin(capsys, text: str, *argv):
 
 
 def test_same_key_twice_warns_and_the_last_wins(memcached, site, capsys):
-    """-r without --base: en/ and de/index.html share a key; a warning names both, the last
+    """-r without --docroot: en/ and de/index.html share a key; a warning names both, the last
     one walked (en) is stored; exit 0, on both paths."""
     for extra in ([], ["-B"]):
         memcached_flush(memcached)
@@ -77,7 +77,7 @@ def test_same_key_twice_warns_and_the_last_wins(memcached, site, capsys):
                              str(site / "de" / "index.html"), str(site / "en" / "index.html"))
         assert (code, out) == (0, "")
         assert err == (f"memccp: {site}/en/index.html: warning: same key 'index.html' as "
-                       f"{site}/de/index.html: the last one is stored (--base DIR keys files by "
+                       f"{site}/de/index.html: the last one is stored (--docroot DIR keys files by "
                        "their path)\n")
         assert stored(memcached, b"index.html") == (0, b"english", -1)
 
@@ -193,7 +193,7 @@ def test_unreadable_directory_is_named(memcached):
     try:
         result = subprocess.run(
             ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3",
-             "-m", "memccp_py", "-s", memcached.address, f"--base={doc}", "-r", str(doc)],
+             "-m", "memccp_py", "-s", memcached.address, f"--docroot={doc}", "-r", str(doc)],
             cwd=top, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(top)}, capture_output=True,
             text=True, timeout=60)
     finally:

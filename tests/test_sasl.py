@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import start_memcached, stop
+from conftest import start_memcached, stop, text_get
 from helpers import run
 
 PASSWORD = "s3cret-Pa55"
@@ -93,8 +93,9 @@ def test_environment_password_alone_is_ignored(memcached, page, capsys, monkeypa
     assert run(capsys, "-s", memcached.address, str(page)) == (0, "", "")
 
 
-def test_password_without_username(page, capsys):
-    """--password without --username is a usage error."""
-    code, out, err = run(capsys, "-s", "127.0.0.1", "-p", "x", str(page))
-    assert (code, out) == (2, "")
-    assert "SASL needs both --username and a password" in err
+def test_password_without_username(memcached, page, capsys):
+    """--password without --username is ignored with a warning, as C memccp ignores it."""
+    code, out, err = run(capsys, "-s", memcached.address, "-p", "x", str(page))
+    assert (code, out) == (0, "")
+    assert err == "memccp: warning: a password without --username is ignored (as C memccp ignores it)\n"
+    assert text_get(memcached, page.name.encode()) == (0, page.read_bytes())

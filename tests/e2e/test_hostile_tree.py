@@ -22,7 +22,7 @@ def test_hostile_tree_serves_only_the_tree(installed_memccp, memcached, nginx, w
     (base / "logo.gif").symlink_to("img/a.gif")
     os.mkfifo(base / "pipe")
     server = nginx(memcached_location(memcached.address))
-    result = run_installed([installed_memccp, f"--servers={memcached.address}", f"--base={base}",
+    result = run_installed([installed_memccp, f"--servers={memcached.address}", f"--docroot={base}",
                             "-r", str(base)], env={"MEMCACHED_PASSWORD": "do-not-serve"})
     assert (result.returncode, result.stdout) == (0, "")
     warnings = sorted(line.split(": warning: ")[0] for line in result.stderr.splitlines())

@@ -30,10 +30,10 @@ def odd_files(count: int = 60) -> dict:
 
 
 def bulk_load(memccp, base, *options):
-    """find BASE -type f -print0 | memccp --files-from=- -0 --base=BASE --escape=nginx OPTIONS."""
+    """find BASE -type f -print0 | memccp --files-from=- -0 --docroot=BASE --escape=nginx OPTIONS."""
     names = subprocess.run(["find", str(base), "-type", "f", "-print0"], capture_output=True,
                            check=True).stdout
-    return run_installed([memccp, "--files-from=-", "-0", f"--base={base}", "--escape=nginx", *options],
+    return run_installed([memccp, "--files-from=-", "-0", f"--docroot={base}", "--escape=nginx", *options],
                          input=names.decode("utf-8", "surrogateescape"))
 
 
@@ -58,7 +58,7 @@ def test_gzip_flag(installed_memccp, memcached, nginx, web_root):
     css = b"body { color: red }\n" * 500
     base = web_root({"/site.css": css, "/noise.bin": os.urandom(3000)})
     server = nginx(memcached_location(memcached.address, "memcached_gzip_flag 2;"))
-    result = run_installed([installed_memccp, f"--servers={memcached.address}", f"--base={base}",
+    result = run_installed([installed_memccp, f"--servers={memcached.address}", f"--docroot={base}",
                             "--gzip=2", "-r", str(base)])
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     status, body, headers = server.get("/site.css")

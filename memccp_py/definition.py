@@ -1,0 +1,200 @@
+"""The options of memccp, grouped as --help and the man page show them: C-compatible, keys,
+bulk, nginx, servers, safety. ``build_parser()`` is all there is; parsing and C-style long
+option abbreviations are in :mod:`memccp_py.longopts`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from memccp_py import __version__
+from memccp_py.manual import DESCRIPTION, MAN_SECTIONS
+from memccp_py.names import DISTRIBUTIONS, HASH_NAMES
+
+EXIT_USAGE = 2
+DEFAULT_TIMEOUT = 3.0
+
+
+def _uint32(text: str) -> int:
+    """A decimal number from 0 to 2**32-1 (flags and expiry are 32 bits in memcached)."""
+    digits = text.strip()
+    if not (digits.isascii() and digits.isdigit()) or int(digits) > 0xFFFFFFFF:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 4294967295")
+    return int(digits)
+
+
+def _gzip_flag(text: str) -> int:
+    """A flag for --gzip: a number from 1 to 2**32-1 (0 would mark nothing as gzip'd)."""
+    flag = _uint32(text)
+    if flag == 0:
+        raise argparse.ArgumentTypeError("0 marks nothing: nginx would serve the gzip'd bytes "
+                                         "as they are (use the memcached_gzip_flag value, e.g. 2)")
+    return flag
+
+
+def _hash_name(text: str) -> str:
+    if text.lower() not in HASH_NAMES:
+        raise argparse.ArgumentTypeError(f"unknown hash {text!r} (one of: {', '.join(HASH_NAMES)})")
+    return text.lower()
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 3600")
+    return value
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter, told the width up front: left to itself it imports shutil
+    and asks the terminal for every option added, a good part of a run's start-up time."""
+
+    width = None  # measured once, on first use
+
+    def __init__(self, prog: str, **kwargs) -> None:
+        if kwargs.get("width") is None:
+            if _Formatter.width is None:
+                _Formatter.width = _columns() - 2
+            kwargs["width"] = _Formatter.width
+        super().__init__(prog, **kwargs)
+
+
+def _columns() -> int:
+    """$COLUMNS, else the terminal's width, else 80 (as shutil.get_terminal_size)."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        try:
+            return os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            return 80
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose error messages never pass control bytes to the terminal."""
+
+    def error(self, message: str):
+        from memccp_py.keys import printable
+
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {printable(message)}\n")
+
+
+def build_parser() -> Parser:
+    """The argument parser (the man page is generated from it)."""
+    parser = Parser(prog="memccp", formatter_class=_Formatter, allow_abbrev=False,
+                    description=DESCRIPTION)
+    parser.man_short_description = "copy files into memcached under chosen keys"
+    parser._manpage = MAN_SECTIONS  # extra sections for argparse-manpage
+    parser.add_argument("files", nargs="*", metavar="FILE",
+                        help="files to copy (- is standard input, stored under the key -)")
+    _c_compatible(parser.add_argument_group("C memccp options (memcp 1.0.x, Debian's 1.1.4)"))
+    _keys(parser.add_argument_group("keys"))
+    _bulk(parser.add_argument_group("bulk loading"))
+    _nginx(parser.add_argument_group("nginx"))
+    _servers(parser.add_argument_group("servers"))
+    _safety(parser.add_argument_group("safety"))
+    parser.set_defaults(op="set")
+    return parser
+
+
+def _c_compatible(group) -> None:
+    add = group.add_argument
+    add("-V", "--version", action="version",
+        version=f"memccp v{__version__} (memccp-py, binary protocol via python-binary-memcached)")
+    add("-v", "--verbose", action="store_true", help="print each key stored, and a summary")
+    add("-d", "--debug", action="store_true", help="print debugging output and tracebacks")
+    add("-q", "--quiet", action="store_true",
+        help="print nothing but errors (C memccp prints its store errors too)")
+    add("-s", "--servers", metavar="LIST",
+        help="servers, as libmemcached reads them: host[:port[:weight]], [ipv6]:port, "
+             "/unix/socket, separated by commas (default: $MEMCACHED_SERVERS)")
+    add("-u", "--username", metavar="NAME", help="SASL user name")
+    add("-p", "--password", metavar="PASSWORD",
+        help="SASL password (visible in ps: prefer $MEMCACHED_PASSWORD or --password-file)")
+    # As in C memccp, the last of -S/-A/-R given wins.
+    for short, name, what in (("-S", "set", "store whether or not the key exists (default)"),
+                              ("-A", "add", "store only keys that do not exist yet"),
+                              ("-R", "replace", "store only keys that exist already")):
+        add(short, f"--{name}", dest="op", action="store_const", const=name, help=what)
+    add("-F", "--flag", "--flags", dest="flags", type=_uint32, default=0, metavar="N",
+        help="flags stored with each item, decimal, 0 to 4294967295 (default 0)")
+    add("-e", "--expire", type=_uint32, default=0, metavar="SECONDS",
+        help="expiry: seconds from now, or a unix time if over 30 days (default 0: never)")
+    # As in C memccp, --absolute wins over --relative, which wins over --basename.
+    add("-.", "--basename", action="store_true", help="key is the file's base name (default)")
+    add("-+", "--relative", action="store_true", help="key is the path as given")
+    add("-/", "--absolute", action="store_true", help="key is the absolute (real) path")
+    add("-H", "--hash", type=_hash_name, default="default", metavar="NAME",
+        help=f"key hash for placing keys on servers: {', '.join(HASH_NAMES)}")
+    add("-B", "--buffer", action="store_true", help="pipeline the stores (quiet sets, in batches)")
+    add("-b", "--binary", action="store_true", help="use the binary protocol (always; accepted)")
+    add("-n", "--non-blocking", action="store_true", help="accepted for compatibility (timeouts apply)")
+    add("-N", "--tcp-nodelay", action="store_true", help="disable Nagle's algorithm (always; accepted)")
+    add("-U", "--udp", action="store_true", help="not supported: memccp-py uses TCP or unix sockets")
+
+
+def _keys(group) -> None:
+    add = group.add_argument
+    add("--key", metavar="KEY", help="store the single FILE under KEY")
+    add("--docroot", dest="base", metavar="DIR",
+        help="key is / plus the path below DIR, the URI a web server rooted at DIR serves")
+    add("--prefix", default="", metavar="STR", help="prepend STR to every key (e.g. a host name)")
+    add("--slash-basename", action="store_true",
+        help="with the base name key, keep the slash before it (/a.gif), as the memccp 1.0.8 "
+             "patched with --key did")
+
+
+def _bulk(group) -> None:
+    add = group.add_argument
+    add("--files-from", action="append", default=[], metavar="FILE",
+        help="read file names from FILE (- for standard input), one a line")
+    add("-r", "--recursive", action="store_true",
+        help="copy the files below each directory FILE (with --docroot: a whole docroot)")
+    add("-0", "--null", action="store_true", help="names in --files-from end with NUL, not newline")
+
+
+def _nginx(group) -> None:
+    add = group.add_argument
+    add("--escape", choices=("none", "nginx"), default="none",
+        help="nginx: escape keys as nginx's memcached module does (space, %%, control bytes "
+             "become %%XX) (default none)")
+    add("--gzip", type=_gzip_flag, metavar="FLAG",
+        help="store gzip-compressed bytes when smaller, with FLAG set in the flags "
+             "(nginx: memcached_gzip_flag FLAG)")
+
+
+def _servers(group) -> None:
+    add = group.add_argument
+    add("--password-file", metavar="FILE", help="read the SASL password from the first line of FILE")
+    add("--distribution", choices=DISTRIBUTIONS, default="modula", metavar="NAME",
+        help=f"how keys are spread over several servers: {', '.join(DISTRIBUTIONS)} "
+             "(default modula, as libmemcached and C memccp)")
+    add("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+        help=f"connect and I/O timeout (default {DEFAULT_TIMEOUT:g})")
+
+
+def _safety(group) -> None:
+    add = group.add_argument
+    add("--include", action="append", default=[], metavar="GLOB",
+        help="copy only files matching GLOB (repeatable); a GLOB without / matches the file name, "
+             "one with / the path below the tree; ** crosses directories (see FILES AND LINKS)")
+    add("--exclude", action="append", default=[], metavar="GLOB",
+        help="copy no file, and walk no directory, matching GLOB (repeatable; wins over "
+             "--include; GLOB/ matches directories only)")
+    add("--unique-keys", action="store_true",
+        help="two files with one key are an error: the later one is not stored (default: a "
+             "warning, the last one is stored)")
+
+
+def key_mode(args: argparse.Namespace) -> str:
+    """The key mode the options ask for, with C memccp's precedence."""
+    if args.absolute:
+        return "absolute"
+    if args.relative:
+        return "relative"
+    return "slash-basename" if args.slash_basename else "basename"

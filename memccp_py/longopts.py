@@ -1,0 +1,95 @@
+"""Long options abbreviated as C memccp's getopt_long abbreviates them.
+
+C memccp accepts any unique prefix of its own long options (``--fla=5``, ``--e=60``,
+``--pass=x``, ``--ba`` for --basename). memccp-py has more long options, so a prefix that
+was unique in C could collide with one of them. :func:`expand` settles every prefix first
+among C's options, then among memccp-py's own; the aliases of one option (--flag and
+--flags) are one option, never ambiguous. It also writes every option that takes a value
+as ``--name=value``, so that a value starting with "-" stays a value, as getopt reads it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import abc
+
+#: The long options of C memccp: Debian's 1.1.4 and memcp 1.0.x (--flag).
+C_LONG_OPTIONS = frozenset((
+    "help", "version", "verbose", "debug", "quiet", "password", "username", "binary", "buffer",
+    "non-blocking", "tcp-nodelay", "servers", "hash", "set", "add", "replace", "udp", "flag",
+    "flags", "expire", "basename", "relative", "absolute"))
+
+
+class AbbreviationError(Exception):
+    """A long option that is no option's prefix, or the prefix of several."""
+
+
+def _takes_value(action: argparse.Action) -> bool:
+    return action.nargs != 0
+
+
+def _resolve(prefix: str, names: abc.Iterable[str], actions: dict) -> argparse.Action | None:
+    found = {id(actions["--" + n]): actions["--" + n] for n in names if n.startswith(prefix)}
+    if len(found) > 1:
+        choices = sorted(n for n in names if n.startswith(prefix))
+        raise AbbreviationError(f"option '--{prefix}' is ambiguous; possibilities: "
+                                + " ".join("--" + c for c in choices))
+    return next(iter(found.values()), None)
+
+
+def _long_name(action: argparse.Action) -> str:
+    return next(o for o in action.option_strings if o.startswith("--"))
+
+
+def expand(argv: abc.Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
+    """*argv* with every long option written out in full and every option value attached."""
+    actions = parser._option_string_actions
+    c_names = [o[2:] for o in actions if o[2:] in C_LONG_OPTIONS]
+    own_names = [o[2:] for o in actions if o.startswith("--")]
+    out: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":
+            out.append(arg)
+            out.extend(args)
+            break
+        if arg.startswith("--"):
+            name, eq, value = arg[2:].partition("=")
+            action = actions.get("--" + name) or _resolve(name, c_names, actions) \
+                or _resolve(name, own_names, actions)
+            if action is None:
+                out.append(arg)  # argparse names it as unrecognized
+                continue
+            if not _takes_value(action):
+                out.append(_long_name(action) + (eq + value))
+                continue
+            if not eq:
+                value = next(args, None)
+                if value is None:
+                    out.append(_long_name(action))  # argparse says it needs a value
+                    continue
+            out.append(f"{_long_name(action)}={value}")
+        elif arg.startswith("-") and len(arg) > 1:
+            out.extend(_short_cluster(arg, args, actions))
+        else:
+            out.append(arg)
+    return out
+
+
+def _short_cluster(arg: str, args: abc.Iterator[str], actions: dict) -> list[str]:
+    """``-vBs host`` as ``-v -B --servers=host``: each letter alone, a value attached."""
+    out = []
+    for i, letter in enumerate(arg[1:], start=1):
+        action = actions.get("-" + letter)
+        if action is None:
+            return out + ["-" + arg[i:]] if out else [arg]  # argparse names it
+        if not _takes_value(action):
+            out.append("-" + letter)
+            continue
+        value = arg[i + 1:] or next(args, None)
+        if value is None:
+            out.append("-" + letter)
+        else:
+            out.append(f"{_long_name(action)}={value}")
+        break
+    return out

@@ -1,0 +1,138 @@
+"""Command lines written for C memccp work unchanged: options between files, -, key mode
+precedence, C's long option abbreviations, libmemcached's server strings, -q."""
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import text_get, ttl
+from helpers import run
+
+
+def stored(server, key: bytes):
+    """(flags, value, ttl) of *key*, or None."""
+    got = text_get(server, key)
+    return None if got is None else (*got, ttl(server, key))
+
+
+@pytest.fixture
+def tree(tmp_path, monkeypatch):
+    """cwd with a.txt, b.txt and sub/b.gif."""
+    (tmp_path / "sub").mkdir()
+    for name, data in (("a.txt", b"A"), ("b.txt", b"B"), ("sub/b.gif", b"GIF")):
+        (tmp_path / name).write_bytes(data)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_options_between_files_apply_to_every_file(memcached, tree, capsys):
+    """`memccp a.txt -s S -F 7 b.txt`: both files stored, both with flags 7 (memcp 1.0.x)."""
+    assert run(capsys, "a.txt", "-s", memcached.address, "-F", "7", "b.txt") == (0, "", "")
+    assert stored(memcached, b"a.txt") == (7, b"A", -1)
+    assert stored(memcached, b"b.txt") == (7, b"B", -1)
+
+
+def with_stdin(data: bytes):
+    """A stand-in for sys.stdin holding *data*."""
+    return io.TextIOWrapper(io.BytesIO(data))
+
+
+@pytest.mark.parametrize("extra, key", [([], b"-"), (["--key=from-stdin"], b"from-stdin"),
+                                        (["-B"], b"-")])
+def test_dash_reads_standard_input(memcached, tree, capsys, monkeypatch, extra, key):
+    """`-` as FILE stores standard input under the key - (or --key), byte for byte."""
+    data = bytes(range(256)) * 40
+    monkeypatch.setattr(sys, "stdin", with_stdin(data))
+    assert run(capsys, "-s", memcached.address, *extra, "-e", "50", "-") == (0, "", "")
+    assert stored(memcached, key) == (0, data, 50)
+
+
+def test_dash_twice_is_a_usage_error(memcached, tree, capsys, monkeypatch):
+    """Standard input can be read once: `- --files-from=-` is a usage error, nothing stored."""
+    monkeypatch.setattr(sys, "stdin", with_stdin(b"a.txt\n"))
+    code, out, err = run(capsys, "-s", memcached.address, "--files-from=-", "-")
+    assert (code, out) == (2, "")
+    assert err == "memccp: standard input (-) can be read once: as one FILE or one --files-from\n"
+    assert stored(memcached, b"a.txt") is None and stored(memcached, b"-") is None
+
+
+@pytest.mark.parametrize("options, key", [
+    (["-+", "-."], b"sub/b.gif"), (["-.", "-+"], b"sub/b.gif"),
+    (["-/", "-+"], "ABS"), (["-+", "-/"], "ABS"), (["-/", "-."], "ABS"), (["-.", "-/"], "ABS"),
+    (["-."], b"b.gif"), ([], b"b.gif"), (["--relative"], b"sub/b.gif"),
+    (["--slash-basename"], b"/b.gif"), (["--slash-basename", "-+"], b"sub/b.gif"),
+])
+def test_key_mode_precedence(memcached, tree, capsys, options, key):
+    """--absolute beats --relative beats --basename, whatever their order (as C memccp)."""
+    key = os.fsencode(tree / "sub" / "b.gif") if key == "ABS" else key
+    assert run(capsys, "-s", memcached.address, *options, "sub/b.gif") == (0, "", "")
+    assert stored(memcached, key) == (0, b"GIF", -1)
+    others = {b"sub/b.gif", b"b.gif", b"/b.gif", os.fsencode(tree / "sub" / "b.gif")} - {key}
+    assert [k for k in others if stored(memcached, k)] == []
+
+
+@pytest.mark.parametrize("option, expect", [
+    ("--fla=5", ("flags", 5)), ("--f=5", ("flags", 5)), ("--flags=5", ("flags", 5)),
+    ("--e=60", ("ttl", 60)), ("--exp=60", ("ttl", 60)),
+    ("--ba", ("key", b"b.gif")), ("--base", ("key", b"b.gif")), ("--rel", ("key", b"sub/b.gif")),
+    ("--d", ("stderr", "memccp: debug: servers")), ("--t", None), ("--n", None), ("--bi", None),
+    ("--bu", None), ("--p=x", ("stderr", "a password without --username is ignored")),
+    ("--pass=x", ("stderr", "a password without --username is ignored")),
+    ("--docr=.", ("key", b"/sub/b.gif")), ("--dis=all", None), ("--unique", None),
+])
+def test_c_long_option_abbreviations(memcached, tree, capsys, option, expect):
+    """Every abbreviation C memccp accepts means what it means in C; memccp-py's own
+    options keep their unique prefixes."""
+    code, out, err = run(capsys, "-s", memcached.address, option, "sub/b.gif")
+    assert (code, out) == (0, "")
+    what, value = expect or ("key", b"b.gif")
+    key = value if what == "key" else b"b.gif"
+    assert stored(memcached, key) == (value if what == "flags" else 0, b"GIF",
+                                      value if what == "ttl" else -1)
+    if what == "stderr":
+        assert value in err
+    else:
+        assert err == ""
+
+
+@pytest.mark.parametrize("option, possibilities", [
+    ("--s", "--servers --set"), ("--ver", "--verbose --version"), ("--re", "--relative --replace"),
+])
+def test_ambiguous_abbreviations(memcached, tree, capsys, option, possibilities):
+    """A prefix of several C options is ambiguous, as in C: exit 2, nothing stored."""
+    code, out, err = run(capsys, "-s", memcached.address, option, "sub/b.gif")
+    assert (code, out) == (2, "")
+    assert err.endswith(f"memccp: error: option '{option}' is ambiguous; possibilities: "
+                        f"{possibilities}\n")
+    assert stored(memcached, b"b.gif") is None
+
+
+def test_option_values_starting_with_a_dash(memcached, tree, capsys):
+    """A value that starts with - is a value, as getopt reads it: --key -k, -e -1 is refused."""
+    assert run(capsys, "-s", memcached.address, "--key", "-k", "a.txt") == (0, "", "")
+    assert stored(memcached, b"-k") == (0, b"A", -1)
+
+
+@pytest.mark.skipif(not shutil.which("memccat"), reason="Debian's memccat is not installed")
+def test_blank_separated_servers_as_libmemcached(memcached_cluster, tree, capsys, monkeypatch):
+    """`-s "h:1 h:2 h:3"` is one server for libmemcached: memccp-py stores there too, says
+    what is ignored in one warning, and memccat given the same string finds every key."""
+    spec = " ".join(s.address for s in memcached_cluster)
+    code, out, err = run(capsys, "-s", spec, "a.txt", "b.txt", "sub/b.gif")
+    assert (code, out) == (0, "")
+    # libmemcached reads the port, then, after the first blank, a weight: 127 (of 127.0.0.1)
+    rest = " ".join(s.address for s in memcached_cluster[1:])[3:]
+    assert err == (f"memccp: warning: server entry '{spec}' is read as "
+                   f"'{memcached_cluster[0].address}:127', as libmemcached (memccat, C memccp) "
+                   f"reads it: '{rest}' is ignored (separate servers with commas)\n")
+    for key, data in ((b"a.txt", b"A"), (b"b.txt", b"B"), (b"b.gif", b"GIF")):
+        assert stored(memcached_cluster[0], key) == (0, data, -1)
+        got = subprocess.run(["memccat", "-s", spec, key.decode()], capture_output=True)
+        assert got.stdout == data + b"\n", key  # memccat ends each value with a newline
+    monkeypatch.setenv("MEMCACHED_SERVERS", spec)
+    code, out, err = run(capsys, "-q", "a.txt")
+    assert (code, out, err) == (0, "", "")
