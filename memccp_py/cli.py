@@ -12,6 +12,7 @@ from memccp_py.names import DISTRIBUTIONS, HASH_NAMES
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 70, 130
 DEFAULT_TIMEOUT = 3.0
+DEFAULT_RETRY_TIMEOUT = 2.0
 
 
 def _uint32(text: str) -> int:
@@ -33,6 +34,16 @@ def _seconds(text: str) -> float:
     except ValueError:
         value = -1.0
     if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 3600")
+    return value
+
+
+def _rest_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 3600")
     return value
 
@@ -125,12 +136,20 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"how keys are spread over several servers: {', '.join(DISTRIBUTIONS)} "
              "(default modula, as libmemcached and C memccp)")
     add("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-        help=f"connect and I/O timeout (default {DEFAULT_TIMEOUT:g})")
+        help="give up on a server that makes no progress for SECONDS: no connection made, "
+             "or neither the request under way finished nor 64 KiB sent or received in that "
+             "time. A slow but live link never times out; a stalled, trickling or flooding "
+             f"peer fails within SECONDS of its last progress (default {DEFAULT_TIMEOUT:g})")
     add("-B", "--buffer", action="store_true", help="pipeline the stores (quiet sets, in batches)")
     add("-b", "--binary", action="store_true", help="use the binary protocol (always; accepted)")
     add("-n", "--non-blocking", action="store_true", help="accepted for compatibility (timeouts apply)")
     add("-N", "--tcp-nodelay", action="store_true", help="disable Nagle's algorithm (always; accepted)")
     add("-U", "--udp", action="store_true", help="not supported: memccp-py uses TCP or unix sockets")
+    # Server faults and checks after the run.
+    add("--retry-timeout", type=_rest_seconds, default=DEFAULT_RETRY_TIMEOUT, metavar="SECONDS",
+        help="after a server fails, the files meant for it fail at once for SECONDS, then it "
+             "is tried again, so a restarted server is used again "
+             f"(default {DEFAULT_RETRY_TIMEOUT:g}; 0: try at every file)")
     parser.set_defaults(op="set", key_mode="basename")
     return parser
 

@@ -166,18 +166,9 @@ class _Run:
         except CopyError as exc:
             self.report(job, exc, number)
             return
-        if self.opt.buffered:
-            self.queue(number, job, item, connections)
-            return
-        ok = True
-        for conn in connections:
-            try:
-                conn.store(self.opt.op, item, self.opt.exptime)
-            except CopyError as exc:
-                ok = False
-                self.report(job, exc, number)
-        if ok:
-            self.done(job, len(item.data))
+        self.queue(number, job, item, connections)
+        if not self.opt.buffered:
+            self.flush()  # unbuffered: a batch of one, through the same path
 
     def queue(self, number: int, job: Job, item: Item, connections: list[Connection]) -> None:
         if any(item.key in self.pending.get(conn, ()) for conn in connections):
@@ -190,10 +181,11 @@ class _Run:
             self.flush()
 
     def flush(self) -> None:
+        """Store what is pending, server by server; a fault of one server fails only its items."""
         pending, self.pending, self.pending_bytes = self.pending, {}, 0
         for conn, batch in pending.items():
             items = [item for item, _ in batch.values()]
-            for item, exc in conn.store_many(self.opt.op, items, self.opt.exptime):
+            for item, exc in self.cluster.store(conn, self.opt.op, items, self.opt.exptime):
                 number = batch[item.key][1]
                 self.report(self.pending_jobs[number][0], exc, number)
         for number, (job, size) in sorted(self.pending_jobs.items()):

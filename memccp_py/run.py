@@ -73,7 +73,8 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | Non
             err.write(f"memccp: debug: servers {', '.join(map(str, servers))}; "
                       f"distribution {args.distribution}, hash {args.hash}\n")
     cluster = Cluster(servers, distribution=args.distribution, hash_name=args.hash,
-                      timeout=args.timeout, username=args.username, password=password)
+                      timeout=args.timeout, username=args.username, password=password,
+                      retry_timeout=args.retry_timeout)
     lists = _open_lists(args.files_from, stdin)
     jobs = make_jobs(all_paths(args.files, lists, args.null, args.recursive),
                      key=None if args.key is None else os.fsencode(args.key),

@@ -130,3 +130,19 @@ def ttl(server: Memcached, key: bytes) -> int:
     head = text_command(server, b"mg " + key + b" t", one_line=True).split(b"\r\n", 1)[0]
     assert head.startswith(b"HD"), head
     return int(next(t for t in head.split()[1:] if t.startswith(b"t"))[1:])
+
+
+@pytest.fixture
+def peers():
+    """Start fake peers (tests/peers.py) with peers(serve); all are closed after the test."""
+    from peers import Peer
+
+    started = []
+
+    def start(serve):
+        started.append(Peer(serve))
+        return started[-1]
+
+    yield start
+    for peer in started:
+        peer.close()
