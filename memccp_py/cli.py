@@ -150,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="after a server fails, the files meant for it fail at once for SECONDS, then it "
              "is tried again, so a restarted server is used again "
              f"(default {DEFAULT_RETRY_TIMEOUT:g}; 0: try at every file)")
+    add("--verify", action="store_true",
+        help="after the run, read every stored item back (pipelined, in batches) and name each "
+             "one missing or not as stored (exit status 1). Even without it, each server whose "
+             "eviction counter grew while memccp ran is named with the count (exit status 1)")
     parser.set_defaults(op="set", key_mode="basename")
     return parser
 

@@ -73,6 +73,26 @@ class Cluster:
         except ServerError as exc:
             return [(item, exc) for item in items]
 
+    def evicted(self) -> list[tuple[Server, int]]:
+        """(server, items evicted since it was connected) for each server that evicted any."""
+        found = []
+        for conn in self.connections:
+            if conn.evictions_at_connect is None or conn.wire is None:
+                continue
+            try:
+                now = self._call(conn, conn.evictions)
+            except ServerError:
+                continue
+            if now is not None and now > conn.evictions_at_connect:
+                found.append((conn.spec, now - conn.evictions_at_connect))
+        return found
+
+    def read_back(self, conn: Connection,
+                  expected: abc.Mapping[bytes, tuple[int, int, bytes]]) -> dict[bytes, str]:
+        """key -> what is wrong, for the items of *expected* that *conn* does not hold as
+        stored; ServerError if the server cannot say."""
+        return self._call(conn, conn.read_back, expected)
+
     def close(self) -> None:
         """Close every open connection."""
         for conn in self.connections:

@@ -15,6 +15,7 @@ authentication; this module changes what a file copier must not inherit:
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import struct
 from collections import abc
@@ -30,15 +31,17 @@ from memccp_py.keys import show
 from memccp_py.servers import Server
 from memccp_py.wire import HEADER, REQUEST, Wire, WireFault, describe_socket_error
 
-__all__ = ["Connection", "Item", "describe_socket_error"]
+__all__ = ["Connection", "Item", "describe_socket_error", "digest"]
 
 #: Replies to stores, SASL and STAT carry short texts: anything longer is not memcached.
 MAX_REPLY_BODY = 64 << 10
+#: The largest value a get may announce (memcached -I is at most 1 GiB).
+MAX_VALUE_BODY = (1 << 30) + 4 + 250
 #: STAT answers this many lines at most (memcached: about 100), each this long at most.
 MAX_STATS, MAX_STAT_BODY = 1000, 4096
 
 _QUIET_STORE = {"set": 0x11, "add": 0x12, "replace": 0x13}
-_NOOP, _STAT = 0x0A, 0x10
+_NOOP, _STAT, _GETKQ = 0x0A, 0x10, 0x0D
 _AUTH_FAILED = "authentication failed (wrong username or password)"
 _AUTH_REQUIRED = "authentication required: give --username and --password"
 
@@ -58,6 +61,11 @@ class Item:
         self.key = key
         self.data = data
         self.flags = flags
+
+
+def digest(data: bytes) -> bytes:
+    """A short fingerprint of a value, to compare what is read back with what was stored."""
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 class Connection(Protocol):
@@ -181,6 +189,14 @@ class Connection(Protocol):
         raise WireFault("sends endless statistics")
 
     # -- what memccp calls ------------------------------------------------------
+    def evictions(self) -> int | None:
+        """The server's eviction counter now (None if unknown)."""
+        self.open()
+        try:
+            return self._stat("evictions")
+        except WireFault as exc:
+            raise self._fault(str(exc)) from None
+
     def store_many(self, op: str, items: abc.Sequence[Item], exptime: int) -> list[tuple[Item, CopyError]]:
         """Store *items* (distinct keys) with *op*: set, add or replace. Return the items the
         server refused, each with why; raise ServerError if the server itself failed."""
@@ -246,3 +262,52 @@ class Connection(Protocol):
         if status in _ITEM_STATUS:
             return StoreError(_ITEM_STATUS[status])
         return StoreError(f"key '{key}': item not stored")
+
+    def read_back(self, expected: abc.Mapping[bytes, tuple[int, int, bytes]]) -> dict[bytes, str]:
+        """Read *expected*'s keys (key -> flags, length, digest) with quiet gets; return
+        key -> what is wrong, for each item missing or not as stored."""
+        self.open()
+        keys = list(expected)
+        first = self._next_opaques(len(keys) + 1)
+        noop = first + len(keys)
+        parts = [HEADER.pack(REQUEST, _GETKQ, len(k), 0, 0, 0, len(k), n, 0) + k
+                 for n, k in enumerate(keys, first)]
+        parts.append(HEADER.pack(REQUEST, _NOOP, 0, 0, 0, 0, 0, noop, 0))
+        problems = {}
+        try:
+            self.wire.start()
+            self.wire.send(parts)
+            answered, found = set(), set()
+            largest = max(length for _, length, _ in expected.values())
+            while True:
+                reply = self.wire.reply(MAX_VALUE_BODY, max_kept=largest)
+                if reply.opaque == noop and reply.opcode == _NOOP:
+                    break
+                if not first <= reply.opaque < noop or reply.opaque in answered:
+                    raise WireFault("answered a request never sent (bad opaque)")
+                answered.add(reply.opaque)
+                key = keys[reply.opaque - first]
+                if reply.status:
+                    self._server_status(reply.status)
+                    continue  # not found: reported as missing below
+                found.add(reply.opaque)
+                problem = _compare(expected[key], reply)
+                if problem:
+                    problems[key] = problem
+        except WireFault as exc:
+            raise self._fault(str(exc)) from None
+        for number, key in enumerate(keys, first):
+            if number not in found:
+                problems[key] = "missing after the run"
+        return problems
+
+
+def _compare(expected: tuple[int, int, bytes], reply) -> str | None:
+    flags, length, fingerprint = expected
+    got = struct.unpack("!L", reply.extras)[0] if len(reply.extras) == 4 else None
+    if got != flags or reply.length != length:
+        return (f"differs after the run (read back flags {got}, {reply.length} bytes; "
+                f"stored flags {flags}, {length} bytes)")
+    if reply.value is None or digest(reply.value) != fingerprint:
+        return "differs after the run (other bytes than stored)"
+    return None

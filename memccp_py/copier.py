@@ -11,7 +11,7 @@ import os
 import time
 from collections import abc
 
-from memccp_py.connection import Connection, Item
+from memccp_py.connection import Connection, Item, digest
 from memccp_py.errors import CopyError, FileReadError, InvalidKeyError
 from memccp_py.keys import key_problem, key_warning, show
 
@@ -45,21 +45,26 @@ class Options:
     ``op``: set, add or replace; ``flags``, ``exptime``: stored with every item;
     ``buffered``: pipeline the stores; ``gzip_flag``: store gzip'd bytes and OR this into
     the flags (None: off); ``verbose``: print each key; ``warn_keys``: warn about keys a
-    text-protocol reader cannot fetch; ``progress``: keep a progress line on err.
+    text-protocol reader cannot fetch; ``progress``: keep a progress line on err;
+    ``verify``: remember a fingerprint of each item stored, to read it back after the run.
     """
 
     def __init__(self, op: str = "set", flags: int = 0, exptime: int = 0, buffered: bool = False,
                  gzip_flag: int | None = None, verbose: bool = False, warn_keys: bool = True,
-                 progress: bool = False) -> None:
+                 progress: bool = False, verify: bool = False) -> None:
         self.op, self.flags, self.exptime, self.buffered = op, flags, exptime, buffered
         self.gzip_flag, self.verbose, self.warn_keys, self.progress = gzip_flag, verbose, warn_keys, progress
+        self.verify = verify
 
 
 class Summary:
-    """What a run did: files seen, stored, bytes stored, files failed."""
+    """What a run did: files seen, stored, bytes stored, files failed; with --verify,
+    ``written``: per connection, key -> (path, flags, length, digest) of each item stored."""
 
-    def __init__(self, files: int, stored: int, bytes: int, failed: int) -> None:
+    def __init__(self, files: int, stored: int, bytes: int, failed: int,
+                 written: dict | None = None) -> None:
         self.files, self.stored, self.bytes, self.failed = files, stored, bytes, failed
+        self.written = written or {}
 
 
 def read_file(path: str) -> bytes:
@@ -96,6 +101,8 @@ class _Run:
         self.pending: dict[Connection, dict[bytes, tuple[Item, int]]] = {}
         self.pending_bytes = 0
         self.pending_jobs: dict[int, tuple[Job, int]] = {}  # job number -> (job, size)
+        #: per connection: key -> (path, flags, length, digest) stored, for --verify
+        self.written: dict[Connection, dict[bytes, tuple]] | None = {} if options.verify else None
         self.progress_at = time.monotonic() + 1.0 if options.progress and err is not None else None
         self.progress_width = 0
 
@@ -185,15 +192,28 @@ class _Run:
         pending, self.pending, self.pending_bytes = self.pending, {}, 0
         for conn, batch in pending.items():
             items = [item for item, _ in batch.values()]
+            refused = {}
             for item, exc in self.cluster.store(conn, self.opt.op, items, self.opt.exptime):
                 number = batch[item.key][1]
+                refused[item.key] = number
                 self.report(self.pending_jobs[number][0], exc, number)
+            if self.written is not None:
+                self._remember(conn, batch, refused)
         for number, (job, size) in sorted(self.pending_jobs.items()):
             if number not in self.failed:
                 self.done(job, size)
         self.pending_jobs = {}
         if self.opt.verbose:
             self.say(None)  # a batch is confirmed: say so now
+
+    def _remember(self, conn: Connection, batch: dict, refused: dict) -> None:
+        """Note what *conn* now holds, to read it back after the run (--verify)."""
+        held = self.written.setdefault(conn, {})
+        for key, (item, number) in batch.items():
+            if key in refused:
+                continue
+            held[key] = (self.pending_jobs[number][0].path, item.flags, len(item.data),
+                         digest(item.data))
 
 
 def copy_files(jobs: abc.Iterable[Job], cluster, options: Options,
@@ -204,4 +224,4 @@ def copy_files(jobs: abc.Iterable[Job], cluster, options: Options,
         run.copy(number, job)
     run.flush()
     run.show_progress(final=True)
-    return Summary(run.files, run.stored, run.bytes, len(run.failed))
+    return Summary(run.files, run.stored, run.bytes, len(run.failed), run.written)

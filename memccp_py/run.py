@@ -7,6 +7,7 @@ import io
 import os
 import sys
 
+from memccp_py.checks import report_evictions, verify
 from memccp_py.cluster import Cluster
 from memccp_py.copier import Options, Summary, copy_files
 from memccp_py.errors import UsageError
@@ -84,9 +85,12 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | Non
                       buffered=args.buffer or bool(args.files_from) or args.recursive
                       or args.base is not None,
                       gzip_flag=args.gzip, verbose=args.verbose, warn_keys=args.escape != "nginx",
-                      progress=err is not None and err.isatty() and not args.verbose)
+                      progress=err is not None and err.isatty() and not args.verbose,
+                      verify=args.verify)
     try:
         summary = copy_files(jobs, cluster, options, out, err)
+        evicted = report_evictions(cluster, err)
+        unverified = verify(cluster, summary.written, err) if args.verify else 0
     finally:
         cluster.close()
         for stream in lists:
@@ -94,7 +98,11 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | Non
                 stream.close()
     if args.verbose and err is not None:
         err.write(_summary_line(summary))
-    return 0 if summary.failed == 0 and summary.files == summary.stored else 1
+    if args.verify and args.verbose and err is not None:
+        err.write(f"memccp: verified {sum(map(len, summary.written.values()))} items, "
+                  f"{unverified} missing or different\n")
+    ok = summary.failed == 0 and summary.files == summary.stored and not evicted and not unverified
+    return 0 if ok else 1
 
 
 def _summary_line(s: Summary) -> str:
