@@ -165,11 +165,14 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
-    err = None if args.quiet else sys.stderr
+    _fill_closed_descriptors()
+    err = None if args.quiet or sys.stderr is None else _Guarded(sys.stderr)
+    out = _Guarded(sys.stdout, None if err is None else
+                   lambda reason: err.write(f"memccp: standard output: {reason} (the copy goes on)\n"))
     try:
         from memccp_py.run import run
 
-        status = run(args, sys.stdin, None if args.quiet else sys.stdout, err)
+        status = run(args, sys.stdin, None if args.quiet or sys.stdout is None else out, err)
     except UsageError as exc:
         status = _report(err, exc, EXIT_USAGE)
     except KeyboardInterrupt:
@@ -182,10 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         status = _report(err, f"internal error: {exc!r} (--debug shows where)", EXIT_INTERNAL)
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:  # the reader left early (| head); the copy went on regardless
-        _silence_stdout()
+    out.flush()  # the reader may have left early (| head); the copy went on regardless
     return status
 
 
@@ -195,9 +195,61 @@ def _report(err, message: object, status: int) -> int:
     return status
 
 
-def _silence_stdout() -> None:
-    """After EPIPE on stdout, keep Python from complaining again at exit."""
-    try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
+def _fill_closed_descriptors() -> None:
+    """Open /dev/null on a closed standard descriptor (>&-), so that no socket or file
+    opened later takes its number and receives what is meant for the terminal."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            try:
+                null = os.open(os.devnull, os.O_RDWR)
+            except OSError:
+                return
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
+class _Guarded:
+    """A text stream that, once writing to it fails (reader gone, disk full, closed),
+    goes silent instead of stopping the copy; its descriptor then points to /dev/null
+    so that nothing complains again at exit."""
+
+    def __init__(self, stream, complain=None) -> None:
+        self._stream = stream
+        self._complain = complain  # told why, unless the reader just left (EPIPE)
+
+    def write(self, text: str) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.write(text)
+            except (OSError, ValueError) as exc:
+                self._give_up(exc)
+
+    def flush(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.flush()
+            except (OSError, ValueError) as exc:
+                self._give_up(exc)
+
+    def isatty(self) -> bool:
+        try:
+            return self._stream is not None and self._stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def _give_up(self, exc: Exception) -> None:
+        stream, self._stream = self._stream, None
+        if self._complain is not None and isinstance(exc, OSError) and exc.strerror \
+                and not isinstance(exc, BrokenPipeError):
+            self._complain(exc.strerror)
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, stream.fileno())
+            finally:
+                os.close(null)
+        except (OSError, ValueError, AttributeError):
+            pass

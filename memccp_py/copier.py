@@ -114,21 +114,28 @@ class _Run:
         self.progress_at = time.monotonic() + 0.5
         line = "" if final else (f"memccp: {self.files} files, {self.stored} stored "
                                  f"({self.bytes >> 10} KiB), {len(self.failed)} failed")
-        self.err.write("\r" + line.ljust(self.progress_width) + ("\r" if final else ""))
-        self.err.flush()
+        try:
+            self.err.write("\r" + line.ljust(self.progress_width) + ("\r" if final else ""))
+            self.err.flush()
+        except (OSError, ValueError):
+            self.err = self.progress_at = None
+            return
         self.progress_width = len(line)
 
     def report(self, job: Job, reason: object, number: int | None = None) -> None:
         if number is not None:
             self.failed.add(number)
         if self.err is not None:
-            if self.progress_width:
-                self.err.write("\r" + " " * self.progress_width + "\r")
-                self.progress_width = 0
-            self.err.write(f"memccp: {show(os.fsencode(job.path))}: {reason}\n")
+            try:
+                if self.progress_width:
+                    self.err.write("\r" + " " * self.progress_width + "\r")
+                    self.progress_width = 0
+                self.err.write(f"memccp: {show(os.fsencode(job.path))}: {reason}\n")
+            except (OSError, ValueError):  # stderr closed or full: the copy goes on
+                self.err = self.progress_at = None
 
     def say(self, line: str | None) -> None:
-        """Write *line* to out (None: flush it); once the reader has left (| head), stay silent."""
+        """Write *line* to out (None: flush it); once out fails (| head, a full disk), stay silent."""
         if self.out is None:
             return
         try:
@@ -136,7 +143,7 @@ class _Run:
                 self.out.flush()
             else:
                 self.out.write(line)
-        except BrokenPipeError:  # go on copying: the files matter more than the listing
+        except (OSError, ValueError):  # go on copying: the files matter more than the listing
             self.out = None
 
     def done(self, job: Job, size: int) -> None:
