@@ -60,6 +60,26 @@ def describe_socket_error(exc: BaseException, timeout: float | None) -> str:
     return str(exc) or "connection closed by the server"
 
 
+def _coalesced(parts: abc.Iterable[bytes]) -> abc.Iterator[bytes]:
+    """*parts* with runs of small ones joined (fewer system calls); large ones as they are."""
+    small: list[bytes] = []
+    size = 0
+    for part in parts:
+        if len(part) >= PROGRESS_BYTES:
+            if small:
+                yield b"".join(small)
+                small, size = [], 0
+            yield part
+            continue
+        small.append(part)
+        size += len(part)
+        if size >= 4 * PROGRESS_BYTES:
+            yield b"".join(small)
+            small, size = [], 0
+    if small:
+        yield b"".join(small)
+
+
 class Wire:
     """One open socket: send requests, read replies, both under the progress timeout."""
 
@@ -132,7 +152,7 @@ class Wire:
 
     def send(self, parts: abc.Iterable[bytes]) -> None:
         """Send *parts* in order, taking in replies meanwhile (the server may answer early)."""
-        for part in parts:
+        for part in _coalesced(parts):
             view = memoryview(part)
             while view:
                 readable, writable = self._wait(write=True)
