@@ -176,8 +176,10 @@ class Connection(Protocol):
         value = None
         for _ in range(MAX_STATS):
             reply = self.wire.reply(MAX_STAT_BODY)
-            if reply.opcode != _STAT or reply.opaque != opaque:
+            if reply.opaque != opaque:
                 raise WireFault("answered a request never sent (bad opaque)")
+            if reply.opcode != _STAT:
+                raise WireFault(f"answered another command (opcode 0x{reply.opcode:02x})")
             if reply.status:
                 if reply.status in (0x08, 0x20):
                     self._server_status(reply.status)

@@ -111,3 +111,19 @@ def test_verify_names_changed_items(memcached, tmp_path, monkeypatch, path):
         "10 bytes; stored flags 0, 10 bytes)\n"
         f"memccp: {paths[3]}: {at}: key 'gone.txt' missing after the run\n")
     assert text_get(memcached, b"same.txt") == (0, b"0123456789")
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_verify_all_present(memcached, tmp_path, capsys, path):
+    """--verify -v on a server that kept everything: the keys, the summary and
+    'verified N items, 0 missing or different'; exit 0; the items as stored."""
+    paths = []
+    for i in range(5):
+        (tmp_path / f"v{i}").write_bytes(b"value %d" % i)
+        paths.append(str(tmp_path / f"v{i}"))
+    buffered = ["-B"] if path == "pipelined" else []
+    assert run(capsys, *buffered, "-v", "--verify", "-F", "9", "-s", memcached.address, *paths) == (
+        0, "".join(f"v{i}\n" for i in range(5)),
+        "memccp: 5 files, 5 stored (35 bytes), 0 failed\n"
+        "memccp: verified 5 items, 0 missing or different\n")
+    assert [text_get(memcached, b"v%d" % i) for i in range(5)] == [(9, b"value %d" % i) for i in range(5)]

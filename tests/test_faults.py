@@ -210,3 +210,13 @@ def test_restarted_server_gets_later_files(tmp_path, monkeypatch, path):
     assert len({line.split(": server ")[1] for line in lines}) == 1  # one fault, named for each
     assert out.getvalue() == "".join(os.path.basename(p) + "\n" for p in paths[:4] + paths[8:])
     assert (summary.files, summary.stored, summary.failed) == (12, 8, 4)
+
+
+@pytest.mark.parametrize("value", ["-1", "abc", "3601"])
+def test_retry_timeout_usage_errors(memcached, tmp_path, capsys, value):
+    """--retry-timeout takes 0 to 3600 seconds; anything else is a usage error, nothing stored."""
+    (tmp_path / "r.txt").write_bytes(b"r")
+    code, out, err = run(capsys, "-s", memcached.address, f"--retry-timeout={value}", str(tmp_path / "r.txt"))
+    assert (code, out) == (2, "")
+    assert f"{value!r} is not a number of seconds from 0 to 3600" in err and "Traceback" not in err
+    assert text_get(memcached, b"r.txt") is None
