@@ -9,6 +9,7 @@ import sys
 from memccp_py.definition import build_parser
 from memccp_py.errors import MemccpError, UsageError
 from memccp_py.longopts import AbbreviationError, expand
+from memccp_py.streams import Guarded, fill_closed_descriptors
 
 __all__ = ["build_parser", "main"]
 
@@ -25,11 +26,15 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(exc))
     except SystemExit as exc:
         return int(exc.code or 0)
-    err = sys.stderr  # -q silences everything but errors, as C memccp keeps its store errors
+    fill_closed_descriptors()
+    # -q silences everything but errors, as C memccp keeps its store errors
+    err = Guarded(sys.stderr)
+    out = Guarded(sys.stdout, lambda reason: err.write(
+        f"memccp: standard output: {reason} (the copy goes on)\n"))
     try:
         from memccp_py.run import run
 
-        status = run(args, sys.stdin, None if args.quiet else sys.stdout, err)
+        status = run(args, sys.stdin, None if args.quiet else out, err)
     except UsageError as exc:
         status = _report(err, exc, EXIT_USAGE)
     except KeyboardInterrupt:
@@ -42,10 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         status = _report(err, f"internal error: {exc!r} (--debug shows where)", EXIT_INTERNAL)
-    try:
-        sys.stdout.flush()
-    except BrokenPipeError:  # the reader left early (| head); the copy went on regardless
-        _silence_stdout()
+    out.flush()  # the reader may have left early (| head); the copy went on regardless
     return status
 
 
@@ -55,11 +57,3 @@ def _report(err, message: object, status: int) -> int:
 
         err.write(f"memccp: {printable(str(message))}\n")
     return status
-
-
-def _silence_stdout() -> None:
-    """After EPIPE on stdout, keep Python from complaining again at exit."""
-    try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass

@@ -1,22 +1,34 @@
-"""Several servers: one bmemcached connection each, and the placement that
-picks, for every key, the server(s) a reader will ask."""
+"""Several servers: one bmemcached connection each, the placement that picks,
+for every key, the server(s) a reader will ask, and which servers are down.
+
+A server that fails is left alone for ``retry_timeout`` seconds (libmemcached's
+retry timeout): stores meant for it fail at once with the reason it failed,
+then the next store tries it again, so a restarted server is used again.
+"""
 
 from __future__ import annotations
 
+import time
 from collections import abc
 
-from memccp_py.connection import Connection
+from memccp_py.connection import Connection, Item
+from memccp_py.errors import CopyError, ServerError
 from memccp_py.names import NGINX_DISTRIBUTIONS
 from memccp_py.servers import Server
 
+#: Seconds a failed server is left alone before it is tried again.
+DEFAULT_RETRY_TIMEOUT = 2.0
+
 
 class Cluster:
-    """Routes each key to its server's connection; connects lazily."""
+    """Routes each key to its server's connection; connects lazily; keeps failed servers aside."""
 
     def __init__(self, servers: abc.Sequence[Server], *, distribution: str = "modula",
                  hash_name: str = "default", timeout: float | None = None,
                  username: str | None = None, password: str | None = None,
-                 connection_factory: abc.Callable[..., Connection] = Connection) -> None:
+                 retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
+                 connection_factory: abc.Callable[..., Connection] = Connection,
+                 clock: abc.Callable[[], float] = time.monotonic) -> None:
         self.servers = list(servers)
         self.connections = [connection_factory(s, timeout=timeout, username=username,
                                                password=password) for s in self.servers]
@@ -27,6 +39,10 @@ class Cluster:
 
             self._place = make_placement(distribution, hash_name, self.servers)
         self._by_name = distribution in NGINX_DISTRIBUTIONS
+        self.retry_timeout = retry_timeout
+        self._clock = clock
+        #: connection -> (the fault, when it may be tried again)
+        self._down: dict[Connection, tuple[ServerError, float]] = {}
 
     def route(self, key: bytes, name: bytes | None = None) -> list[Connection]:
         """The connections that must hold *key* (one, or all for --distribution=all).
@@ -34,6 +50,48 @@ class Cluster:
         *name* is the key before --escape=nginx; nginx hashes that one."""
         chosen = name if self._by_name and name is not None else key
         return [self.connections[i] for i in self._place(chosen)]
+
+    def _call(self, conn: Connection, method: abc.Callable, *args):
+        """*method*(*args*) unless *conn* is resting after a fault; a fault starts its rest."""
+        down = self._down.get(conn)
+        if down is not None and self._clock() < down[1]:
+            raise down[0]
+        try:
+            result = method(*args)
+        except ServerError as exc:
+            self._down[conn] = (exc, self._clock() + self.retry_timeout)
+            raise
+        self._down.pop(conn, None)
+        return result
+
+    def store(self, conn: Connection, op: str, items: abc.Sequence[Item],
+              exptime: int) -> list[tuple[Item, CopyError]]:
+        """Store *items* on *conn*; return each item not stored with why (a server fault
+        fails them all with that fault)."""
+        try:
+            return self._call(conn, conn.store_many, op, items, exptime)
+        except ServerError as exc:
+            return [(item, exc) for item in items]
+
+    def evicted(self) -> list[tuple[Server, int]]:
+        """(server, items evicted since it was connected) for each server that evicted any."""
+        found = []
+        for conn in self.connections:
+            if conn.evictions_at_connect is None or conn.wire is None:
+                continue
+            try:
+                now = self._call(conn, conn.evictions)
+            except ServerError:
+                continue
+            if now is not None and now > conn.evictions_at_connect:
+                found.append((conn.spec, now - conn.evictions_at_connect))
+        return found
+
+    def read_back(self, conn: Connection,
+                  expected: abc.Mapping[bytes, tuple[int, int, bytes]]) -> dict[bytes, str]:
+        """key -> what is wrong, for the items of *expected* that *conn* does not hold as
+        stored; ServerError if the server cannot say."""
+        return self._call(conn, conn.read_back, expected)
 
     def close(self) -> None:
         """Close every open connection."""

@@ -1,23 +1,26 @@
-"""One memcached server spoken to through python-binary-memcached.
+"""One memcached server spoken to with the binary protocol.
 
-bmemcached's ``Protocol`` is used for the binary protocol itself; this module
-changes only what a file copier must not inherit from it:
+bmemcached's ``Protocol`` provides the protocol's framing constants and SASL
+authentication; this module changes what a file copier must not inherit:
 
 * values are stored as the file's bytes with the caller's flags: no pickling,
-  no zlib, no flag bits of bmemcached's own (``serialize`` is overridden);
-* sockets come from :meth:`Connection._open_connection`, which honours the
-  timeout for unix sockets too, speaks IPv6 and sets TCP_NODELAY;
-* bmemcached reports network failures as ``False``: the first socket error is
-  kept, the server is not tried again, and every later store raises
-  :class:`~memccp_py.errors.ServerError` naming it.
+  no zlib, no flag bits of bmemcached's own;
+* stores, single or many, go as quiet commands and a closing no-op, so one
+  reply path reports every item's status in pipelined and unbuffered runs alike;
+* all I/O goes through :class:`~memccp_py.wire.Wire`: the timeout means "no
+  progress", replies are bounded, and every socket or protocol fault raises
+  :class:`~memccp_py.errors.ServerError` naming the server and closes the
+  connection. Nothing is remembered here: the next request reconnects.
 """
 
 from __future__ import annotations
 
+import hashlib
 import socket
+import struct
 from collections import abc
 
-from bmemcached.exceptions import InvalidCredentials, MemcachedException
+from bmemcached.exceptions import AuthenticationNotSupported, InvalidCredentials, MemcachedException
 from bmemcached.protocol import Protocol
 
 from memccp_py.errors import (
@@ -26,26 +29,27 @@ from memccp_py.errors import (
 )
 from memccp_py.keys import show
 from memccp_py.servers import Server
+from memccp_py.wire import HEADER, REQUEST, Wire, WireFault, describe_socket_error
 
-#: Binary protocol status codes a store can meet, with what they mean here.
-_STATUS = {
-    0x03: "value is larger than the server's item size limit (memcached -I)",
+__all__ = ["Connection", "Item", "describe_socket_error", "digest"]
+
+#: Replies to stores, SASL and STAT carry short texts: anything longer is not memcached.
+MAX_REPLY_BODY = 64 << 10
+#: The largest value a get may announce (memcached -I is at most 1 GiB).
+MAX_VALUE_BODY = (1 << 30) + 4 + 250
+#: STAT answers this many lines at most (memcached: about 100), each this long at most.
+MAX_STATS, MAX_STAT_BODY = 1000, 4096
+
+_QUIET_STORE = {"set": 0x11, "add": 0x12, "replace": 0x13}
+_NOOP, _STAT, _GETKQ = 0x0A, 0x10, 0x0D
+_AUTH_FAILED = "authentication failed (wrong username or password)"
+_AUTH_REQUIRED = "authentication required: give --username and --password"
+
+#: Status codes that concern one item only, with what they mean here.
+_ITEM_STATUS = {
     0x04: "the server rejected the request as invalid",
-    0x05: "item not stored",
-    0x20: "authentication required: give --username and --password",
-    0x81: "the server does not know this command",
     0x82: "the server is out of memory",
 }
-
-
-class Payload:
-    """A value stored exactly as given: these bytes (``data``), these ``flags``."""
-
-    __slots__ = ("data", "flags")
-
-    def __init__(self, data: bytes, flags: int) -> None:
-        self.data = data
-        self.flags = flags
 
 
 class Item:
@@ -59,24 +63,13 @@ class Item:
         self.flags = flags
 
 
-def describe_socket_error(exc: BaseException, timeout: float | None) -> str:
-    """A short human reason for a socket-level failure."""
-    if isinstance(exc, socket.timeout):
-        return f"no answer within {timeout:g} s" if timeout else "timed out"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host name ({exc.strerror})"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror[:1].lower() + exc.strerror[1:]
-    text = str(exc)
-    if not text or text == "Delaying reconnection attempt":
-        return "connection closed by the server"
-    return text
+def digest(data: bytes) -> bytes:
+    """A short fingerprint of a value, to compare what is read back with what was stored."""
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 class Connection(Protocol):
-    """A bmemcached Protocol that stores raw bytes and reports every failure."""
+    """One server; every method raises ServerError (connection closed) on a server fault."""
 
     def __init__(self, server: Server, timeout: float | None = None,
                  username: str | None = None, password: str | None = None) -> None:
@@ -86,38 +79,71 @@ class Connection(Protocol):
         self.host = server.host
         self.port = server.port
         self.timeout = timeout
-        self.failure: ServerError | None = None
+        self.wire: Wire | None = None
+        #: the server's eviction counter when this connection was made (None: unknown)
+        self.evictions_at_connect: int | None = None
+        self._opaque = 0
 
     def __str__(self) -> str:  # bmemcached's own includes the password
         return f"server {self.spec.name}"
 
     __repr__ = __str__
 
-    # -- what bmemcached calls ------------------------------------------------
-    def serialize(self, value, compress_level=-1):  # noqa: D102 - bmemcached hook
-        if not isinstance(value, Payload):
-            raise TypeError("memccp stores Payload values only")
-        return value.flags, value.data
+    # -- faults ------------------------------------------------------------------
+    def _fault(self, reason: str, kind: type = ServerError) -> ServerError:
+        self.disconnect()
+        return kind(f"server {self.spec.name}: {reason}")
 
-    def _open_connection(self):
-        if self.connection is not None or self.failure is not None:
+    def disconnect(self) -> None:
+        """Close the socket; the next request connects again."""
+        if self.wire is not None:
+            self.wire.close()
+        self.wire = self.connection = None
+
+    def _next_opaques(self, count: int) -> int:
+        if self._opaque + count >= 1 << 31:
+            self._opaque = 0
+        first, self._opaque = self._opaque, self._opaque + count
+        return first
+
+    # -- what bmemcached's SASL code calls -----------------------------------------
+    def _send(self, data):
+        self.wire.start()
+        self.wire.send([data])
+
+    def _get_response(self):
+        r = self.wire.reply(MAX_REPLY_BODY)
+        body = r.extras + r.key + (r.value or b"")
+        return (0x81, r.opcode, len(r.key), len(r.extras), 0, r.status, len(body), r.opaque, 0, body)
+
+    # -- connecting ----------------------------------------------------------------
+    def open(self) -> None:
+        """Connect, authenticate and note the eviction counter, unless connected."""
+        if self.wire is not None:
             return
-        self.authenticated = False
         try:
             self.connection = self._connect()
+            self.wire = Wire(self.connection, self.timeout)
+            self.authenticated = False
             self._send_authentication()
+            self.evictions_at_connect = self._stat("evictions")
+        except InvalidCredentials:
+            raise self._fault(_AUTH_FAILED, AuthenticationError) from None
+        except AuthenticationNotSupported:
+            raise self._fault("the server offers no PLAIN authentication", AuthenticationError) from None
+        except MemcachedException as exc:  # memcached answers a wrong password with 0x20
+            code = getattr(exc, "code", 0)
+            raise self._fault(_AUTH_FAILED if code in (0x08, 0x20) else
+                              f"authentication refused (status 0x{code:02x})", AuthenticationError) from None
+        except WireFault as exc:
+            raise self._fault(str(exc)) from None
         except OSError as exc:
-            self._connection_error(exc)
+            raise self._fault(describe_socket_error(exc, self.timeout)) from None
+        except ServerError:
+            self.disconnect()
             raise
 
-    def _connection_error(self, exception):
-        self._fail(ServerError, describe_socket_error(exception, self.timeout))
-
-    def _fail(self, kind: type, reason: str) -> None:
-        """Remember the first failure: this server is not tried again in this run."""
-        if self.failure is None:
-            self.failure = kind(f"server {self.spec.name}: {reason}")
-        self.disconnect()
+    _open_connection = open
 
     def _connect(self) -> socket.socket:
         if self.spec.path is not None:
@@ -133,68 +159,157 @@ class Connection(Protocol):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    # -- what memccp calls ----------------------------------------------------
-    def check(self) -> None:
-        """Raise ServerError if this server already failed in this run."""
-        if self.failure is not None:
-            raise type(self.failure)(str(self.failure))
+    def _server_status(self, status: int) -> None:
+        """Raise for a status that fails the whole server rather than one item."""
+        if status in (0x08, 0x20):
+            raise self._fault(_AUTH_FAILED if self._username else _AUTH_REQUIRED,
+                              AuthenticationError)
+        if status == 0x81:
+            raise self._fault("the server does not know this command")
+        if status not in (0x01, 0x02, 0x03, 0x05) and status not in _ITEM_STATUS:
+            raise self._fault(f"unexpected reply status 0x{status:02x}")
 
-    def store(self, op: str, item: Item, exptime: int) -> None:
-        """Store one item with *op* (set, add or replace); raise a CopyError on any failure."""
-        self.check()
-        method = getattr(self, op)
-        result = self._guarded(method, item.key, Payload(item.data, item.flags), exptime,
-                               compress_level=0)
-        if isinstance(result, tuple):  # bmemcached >= 0.32 may answer (success, cas)
-            result = result[0]
-        if result:
-            return
-        self.check()
-        key = show(item.key)
-        if op == "add":
-            raise KeyExistsError(f"key '{key}' already exists (--add stores only new keys)")
-        if op == "replace":
-            raise KeyNotFoundError(f"key '{key}' does not exist (--replace changes only existing keys)")
-        raise StoreError(f"key '{key}': item not stored")
+    def _stat(self, name: str) -> int | None:
+        """One number from the server's general statistics (None if it has none)."""
+        opaque = self._next_opaques(1)
+        self._send(HEADER.pack(REQUEST, _STAT, 0, 0, 0, 0, 0, opaque, 0))
+        value = None
+        for _ in range(MAX_STATS):
+            reply = self.wire.reply(MAX_STAT_BODY)
+            if reply.opaque != opaque:
+                raise WireFault("answered a request never sent (bad opaque)")
+            if reply.opcode != _STAT:
+                raise WireFault(f"answered another command (opcode 0x{reply.opcode:02x})")
+            if reply.status:
+                if reply.status in (0x08, 0x20):
+                    self._server_status(reply.status)
+                return None
+            if not reply.key:
+                return value
+            if reply.key == name.encode() and reply.value.isdigit():
+                value = int(reply.value)
+        raise WireFault("sends endless statistics")
 
-    def store_many(self, op: str, items: abc.Iterable[Item], exptime: int) -> list[tuple[Item, CopyError]]:
-        """Pipeline quiet sets/adds of *items* (distinct keys); return those that failed, with why."""
-        items = list(items)
-        if self.failure is not None:
-            return [(it, self.failure) for it in items]
-        if op == "replace":  # the binary protocol's quiet replace is not in bmemcached
-            return self._one_by_one(op, items, exptime)
-        mapping = {(it.key, 0) if op == "add" else it.key: Payload(it.data, it.flags) for it in items}
-        failed = self._guarded(self.set_multi, mapping, time=exptime, compress_level=0)
-        if self.failure is not None:
-            return [(it, self.failure) for it in items]
-        failed_keys = {k[0] if isinstance(k, tuple) else k for k in failed}
-        # The quiet reply says only that a key failed: ask again, loudly, to learn why.
-        return self._one_by_one(op, [it for it in items if it.key in failed_keys], exptime)
-
-    def _one_by_one(self, op: str, items: list[Item], exptime: int) -> list[tuple[Item, CopyError]]:
-        failures = []
-        for it in items:
-            try:
-                self.store(op, it, exptime)
-            except CopyError as exc:
-                failures.append((it, exc))
-        return failures
-
-    def _guarded(self, method, *args, **kwargs):
+    # -- what memccp calls ------------------------------------------------------
+    def evictions(self) -> int | None:
+        """The server's eviction counter now (None if unknown)."""
+        self.open()
         try:
-            return method(*args, **kwargs)
-        except InvalidCredentials:
-            self._fail(AuthenticationError, "authentication failed (wrong username or password)")
-        except MemcachedException as exc:
-            code = getattr(exc, "code", None)
-            if code in (0x08, 0x20):
-                self._fail(AuthenticationError, "authentication failed (wrong username or password)"
-                           if self._username else _STATUS[0x20])
-            elif code == 0x03:
-                raise ItemTooLargeError(_STATUS[0x03]) from None
-            elif code in _STATUS:
-                raise StoreError(_STATUS[code]) from None
-            else:
-                self._fail(ServerError, f"unexpected reply: {getattr(exc, 'message', exc)}")
-        self.check()
+            return self._stat("evictions")
+        except WireFault as exc:
+            raise self._fault(str(exc)) from None
+
+    def store_many(self, op: str, items: abc.Sequence[Item], exptime: int) -> list[tuple[Item, CopyError]]:
+        """Store *items* (distinct keys) with *op*: set, add or replace. Return the items the
+        server refused, each with why; raise ServerError if the server itself failed."""
+        self.open()
+        first = self._next_opaques(len(items) + 1)
+        noop = first + len(items)
+        parts = []
+        code = _QUIET_STORE[op]
+        for number, item in enumerate(items, first):
+            parts.append(HEADER.pack(REQUEST, code, len(item.key), 8, 0, 0,
+                                     len(item.key) + len(item.data) + 8, number, 0)
+                         + struct.pack("!LL", item.flags, exptime) + item.key)
+            parts.append(item.data)
+        parts.append(HEADER.pack(REQUEST, _NOOP, 0, 0, 0, 0, 0, noop, 0))
+        try:
+            self.wire.start()
+            try:
+                self.wire.send(parts)
+            except WireFault:
+                self._explain_close()
+                raise
+            return self._store_replies(op, items, first, noop, code)
+        except WireFault as exc:
+            raise self._fault(str(exc)) from None
+
+    def _explain_close(self) -> None:
+        """The server dropped us while we sent: an error reply received first says why."""
+        while len(self.wire.inbox) >= HEADER.size:
+            try:
+                reply = self.wire.reply(MAX_REPLY_BODY)
+            except WireFault:
+                return
+            if reply.status:
+                self._server_status(reply.status)
+
+    def _store_replies(self, op: str, items: abc.Sequence[Item], first: int, noop: int,
+                       code: int) -> list[tuple[Item, CopyError]]:
+        failures = []
+        answered = set()
+        while True:
+            reply = self.wire.reply(MAX_REPLY_BODY)
+            if reply.opaque == noop and reply.opcode == _NOOP:
+                return failures
+            if not first <= reply.opaque < noop or reply.opaque in answered:
+                raise WireFault("answered a request never sent (bad opaque)")
+            if reply.opcode != code:
+                raise WireFault(f"answered another command (opcode 0x{reply.opcode:02x})")
+            answered.add(reply.opaque)
+            if reply.status:
+                self._server_status(reply.status)
+                item = items[reply.opaque - first]
+                failures.append((item, self._item_error(op, item, reply.status)))
+
+    @staticmethod
+    def _item_error(op: str, item: Item, status: int) -> CopyError:
+        key = show(item.key)
+        if status == 0x02 and op == "add":
+            return KeyExistsError(f"key '{key}' already exists (--add stores only new keys)")
+        if status == 0x01 and op == "replace":
+            return KeyNotFoundError(f"key '{key}' does not exist (--replace changes only existing keys)")
+        if status == 0x03:
+            return ItemTooLargeError("value is larger than the server's item size limit (memcached -I)")
+        if status in _ITEM_STATUS:
+            return StoreError(_ITEM_STATUS[status])
+        return StoreError(f"key '{key}': item not stored")
+
+    def read_back(self, expected: abc.Mapping[bytes, tuple[int, int, bytes]]) -> dict[bytes, str]:
+        """Read *expected*'s keys (key -> flags, length, digest) with quiet gets; return
+        key -> what is wrong, for each item missing or not as stored."""
+        self.open()
+        keys = list(expected)
+        first = self._next_opaques(len(keys) + 1)
+        noop = first + len(keys)
+        parts = [HEADER.pack(REQUEST, _GETKQ, len(k), 0, 0, 0, len(k), n, 0) + k
+                 for n, k in enumerate(keys, first)]
+        parts.append(HEADER.pack(REQUEST, _NOOP, 0, 0, 0, 0, 0, noop, 0))
+        problems = {}
+        try:
+            self.wire.start()
+            self.wire.send(parts)
+            answered, found = set(), set()
+            largest = max(length for _, length, _ in expected.values())
+            while True:
+                reply = self.wire.reply(MAX_VALUE_BODY, max_kept=largest)
+                if reply.opaque == noop and reply.opcode == _NOOP:
+                    break
+                if not first <= reply.opaque < noop or reply.opaque in answered:
+                    raise WireFault("answered a request never sent (bad opaque)")
+                answered.add(reply.opaque)
+                key = keys[reply.opaque - first]
+                if reply.status:
+                    self._server_status(reply.status)
+                    continue  # not found: reported as missing below
+                found.add(reply.opaque)
+                problem = _compare(expected[key], reply)
+                if problem:
+                    problems[key] = problem
+        except WireFault as exc:
+            raise self._fault(str(exc)) from None
+        for number, key in enumerate(keys, first):
+            if number not in found:
+                problems[key] = "missing after the run"
+        return problems
+
+
+def _compare(expected: tuple[int, int, bytes], reply) -> str | None:
+    flags, length, fingerprint = expected
+    got = struct.unpack("!L", reply.extras)[0] if len(reply.extras) == 4 else None
+    if got != flags or reply.length != length:
+        return (f"differs after the run (read back flags {got}, {reply.length} bytes; "
+                f"stored flags {flags}, {length} bytes)")
+    if reply.value is None or digest(reply.value) != fingerprint:
+        return "differs after the run (other bytes than stored)"
+    return None

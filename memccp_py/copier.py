@@ -11,7 +11,7 @@ import os
 import time
 from collections import abc
 
-from memccp_py.connection import Connection, Item
+from memccp_py.connection import Connection, Item, digest
 from memccp_py.errors import CopyError, InvalidKeyError
 from memccp_py.keys import key_problem, key_warning, printable, show
 from memccp_py.reading import read_file
@@ -58,22 +58,26 @@ class Options:
     ``buffered``: pipeline the stores; ``gzip_flag``: store gzip'd bytes and OR this into
     the flags (None: off); ``verbose``: print each key; ``warn_keys``: warn about keys a
     text-protocol reader cannot fetch; ``progress``: keep a progress line on err;
-    ``warnings``: print warnings (Notices) at all (-q: errors only).
+    ``warnings``: print warnings (Notices) at all (-q: errors only); ``verify``: remember
+    a fingerprint of each item stored, to read it back after the run.
     """
 
     def __init__(self, op: str = "set", flags: int = 0, exptime: int = 0, buffered: bool = False,
                  gzip_flag: int | None = None, verbose: bool = False, warn_keys: bool = True,
-                 progress: bool = False, warnings: bool = True) -> None:
+                 progress: bool = False, warnings: bool = True, verify: bool = False) -> None:
         self.op, self.flags, self.exptime, self.buffered = op, flags, exptime, buffered
         self.gzip_flag, self.verbose, self.warn_keys, self.progress = gzip_flag, verbose, warn_keys, progress
-        self.warnings = warnings
+        self.warnings, self.verify = warnings, verify
 
 
 class Summary:
-    """What a run did: files seen, stored, bytes stored, files failed."""
+    """What a run did: files seen, stored, bytes stored, files failed; with --verify,
+    ``written``: per connection, key -> (path, flags, length, digest) of each item stored."""
 
-    def __init__(self, files: int, stored: int, bytes: int, failed: int) -> None:
+    def __init__(self, files: int, stored: int, bytes: int, failed: int,
+                 written: dict | None = None) -> None:
         self.files, self.stored, self.bytes, self.failed = files, stored, bytes, failed
+        self.written = written or {}
 
 
 def gzip_bytes(data: bytes) -> bytes | None:
@@ -98,6 +102,8 @@ class _Run:
         self.pending: dict[Connection, dict[bytes, tuple[Item, int]]] = {}
         self.pending_bytes = 0
         self.pending_jobs: dict[int, tuple[Job, int]] = {}  # job number -> (job, size)
+        #: per connection: key -> (path, flags, length, digest) stored, for --verify
+        self.written: dict[Connection, dict[bytes, tuple]] | None = {} if options.verify else None
         self.progress_at = time.monotonic() + 1.0 if options.progress and err is not None else None
         self.progress_width = 0
 
@@ -109,21 +115,28 @@ class _Run:
         self.progress_at = time.monotonic() + 0.5
         line = "" if final else (f"memccp: {self.files} files, {self.stored} stored "
                                  f"({self.bytes >> 10} KiB), {len(self.failed)} failed")
-        self.err.write("\r" + line.ljust(self.progress_width) + ("\r" if final else ""))
-        self.err.flush()
+        try:
+            self.err.write("\r" + line.ljust(self.progress_width) + ("\r" if final else ""))
+            self.err.flush()
+        except (OSError, ValueError):
+            self.err = self.progress_at = None
+            return
         self.progress_width = len(line)
 
     def report(self, job: Job, reason: object, number: int | None = None) -> None:
         if number is not None:
             self.failed.add(number)
         if self.err is not None:
-            if self.progress_width:
-                self.err.write("\r" + " " * self.progress_width + "\r")
-                self.progress_width = 0
-            self.err.write(f"memccp: {show(os.fsencode(job.path))}: {printable(str(reason))}\n")
+            try:
+                if self.progress_width:
+                    self.err.write("\r" + " " * self.progress_width + "\r")
+                    self.progress_width = 0
+                self.err.write(f"memccp: {show(os.fsencode(job.path))}: {printable(str(reason))}\n")
+            except (OSError, ValueError):  # stderr closed or full: the copy goes on
+                self.err = self.progress_at = None
 
     def say(self, line: str | None) -> None:
-        """Write *line* to out (None: flush it); once the reader has left (| head), stay silent."""
+        """Write *line* to out (None: flush it); once out fails (| head, a full disk), stay silent."""
         if self.out is None:
             return
         try:
@@ -131,7 +144,7 @@ class _Run:
                 self.out.flush()
             else:
                 self.out.write(line)
-        except BrokenPipeError:  # go on copying: the files matter more than the listing
+        except (OSError, ValueError):  # go on copying: the files matter more than the listing
             self.out = None
 
     def done(self, job: Job, size: int) -> None:
@@ -168,18 +181,9 @@ class _Run:
         except CopyError as exc:
             self.report(job, exc, number)
             return
-        if self.opt.buffered:
-            self.queue(number, job, item, connections)
-            return
-        ok = True
-        for conn in connections:
-            try:
-                conn.store(self.opt.op, item, self.opt.exptime)
-            except CopyError as exc:
-                ok = False
-                self.report(job, exc, number)
-        if ok:
-            self.done(job, len(item.data))
+        self.queue(number, job, item, connections)
+        if not self.opt.buffered:
+            self.flush()  # unbuffered: a batch of one, through the same path
 
     def queue(self, number: int, job: Job, item: Item, connections: list[Connection]) -> None:
         if any(item.key in self.pending.get(conn, ()) for conn in connections):
@@ -192,18 +196,32 @@ class _Run:
             self.flush()
 
     def flush(self) -> None:
+        """Store what is pending, server by server; a fault of one server fails only its items."""
         pending, self.pending, self.pending_bytes = self.pending, {}, 0
         for conn, batch in pending.items():
             items = [item for item, _ in batch.values()]
-            for item, exc in conn.store_many(self.opt.op, items, self.opt.exptime):
+            refused = {}
+            for item, exc in self.cluster.store(conn, self.opt.op, items, self.opt.exptime):
                 number = batch[item.key][1]
+                refused[item.key] = number
                 self.report(self.pending_jobs[number][0], exc, number)
+            if self.written is not None:
+                self._remember(conn, batch, refused)
         for number, (job, size) in sorted(self.pending_jobs.items()):
             if number not in self.failed:
                 self.done(job, size)
         self.pending_jobs = {}
         if self.opt.verbose:
             self.say(None)  # a batch is confirmed: say so now
+
+    def _remember(self, conn: Connection, batch: dict, refused: dict) -> None:
+        """Note what *conn* now holds, to read it back after the run (--verify)."""
+        held = self.written.setdefault(conn, {})
+        for key, (item, number) in batch.items():
+            if key in refused:
+                continue
+            held[key] = (self.pending_jobs[number][0].path, item.flags, len(item.data),
+                         digest(item.data))
 
 
 def copy_files(jobs: abc.Iterable[Job | Notice], cluster, options: Options,
@@ -218,4 +236,4 @@ def copy_files(jobs: abc.Iterable[Job | Notice], cluster, options: Options,
             run.copy(number, job)
     run.flush()
     run.show_progress(final=True)
-    return Summary(run.files, run.stored, run.bytes, len(run.failed))
+    return Summary(run.files, run.stored, run.bytes, len(run.failed), run.written)

@@ -14,6 +14,7 @@ from memccp_py.names import DISTRIBUTIONS, HASH_NAMES
 
 EXIT_USAGE = 2
 DEFAULT_TIMEOUT = 3.0
+DEFAULT_RETRY_TIMEOUT = 2.0
 
 
 def _uint32(text: str) -> int:
@@ -39,14 +40,18 @@ def _hash_name(text: str) -> str:
     return text.lower()
 
 
-def _seconds(text: str) -> float:
+def _seconds(text: str, low_ok: bool = False) -> float:
     try:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not 0 < value <= 3600:
+    if not (0 <= value if low_ok else 0 < value) or not value <= 3600:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 3600")
     return value
+
+
+def _rest_seconds(text: str) -> float:
+    return _seconds(text, low_ok=True)
 
 
 class _Formatter(argparse.HelpFormatter):
@@ -175,7 +180,14 @@ def _servers(group) -> None:
         help=f"how keys are spread over several servers: {', '.join(DISTRIBUTIONS)} "
              "(default modula, as libmemcached and C memccp)")
     add("--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-        help=f"connect and I/O timeout (default {DEFAULT_TIMEOUT:g})")
+        help="give up on a server that makes no progress for SECONDS: no connection made, "
+             "or neither the request under way finished nor 64 KiB sent or received in that "
+             "time. A slow but live link never times out; a stalled, trickling or flooding "
+             f"peer fails within SECONDS of its last progress (default {DEFAULT_TIMEOUT:g})")
+    add("--retry-timeout", type=_rest_seconds, default=DEFAULT_RETRY_TIMEOUT, metavar="SECONDS",
+        help="after a server fails, the files meant for it fail at once for SECONDS, then it "
+             "is tried again, so a restarted server is used again "
+             f"(default {DEFAULT_RETRY_TIMEOUT:g}; 0: try at every file)")
 
 
 def _safety(group) -> None:
@@ -186,6 +198,10 @@ def _safety(group) -> None:
     add("--exclude", action="append", default=[], metavar="GLOB",
         help="copy no file, and walk no directory, matching GLOB (repeatable; wins over "
              "--include; GLOB/ matches directories only)")
+    add("--verify", action="store_true",
+        help="after the run, read every stored item back (pipelined, in batches) and name each "
+             "one missing or not as stored (exit status 1). Even without it, each server whose "
+             "eviction counter grew while memccp ran is named with the count (exit status 1)")
     add("--unique-keys", action="store_true",
         help="two files with one key are an error: the later one is not stored (default: a "
              "warning, the last one is stored)")

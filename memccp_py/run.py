@@ -10,6 +10,7 @@ import sys
 import time
 from collections import abc
 
+from memccp_py.checks import report_evictions, verify
 from memccp_py.cluster import Cluster
 from memccp_py.copier import Options, Summary, copy_files
 from memccp_py.definition import key_mode
@@ -119,7 +120,8 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | Non
         err.write(f"memccp: debug: servers {', '.join(map(str, servers))}; "
                   f"distribution {args.distribution}, hash {args.hash}\n")
     cluster = Cluster(servers, distribution=args.distribution, hash_name=args.hash,
-                      timeout=args.timeout, username=args.username, password=password)
+                      timeout=args.timeout, username=args.username, password=password,
+                      retry_timeout=args.retry_timeout)
     lists = _open_lists(args.files_from, stdin)
     wanted = None
     if args.include or args.exclude:
@@ -136,9 +138,12 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | Non
                       or args.base is not None,
                       gzip_flag=args.gzip, verbose=args.verbose, warnings=not args.quiet,
                       warn_keys=args.escape != "nginx" and not args.quiet,
-                      progress=err.isatty() and not args.verbose and not args.quiet)
+                      progress=err.isatty() and not args.verbose and not args.quiet,
+                      verify=args.verify)
     try:
         summary = copy_files(jobs, cluster, options, out, err)
+        evicted = report_evictions(cluster, err)
+        unverified = verify(cluster, summary.written, err) if args.verify else 0
     finally:
         cluster.close()
         for stream in lists:
@@ -146,7 +151,11 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | Non
                 stream.close()
     if args.verbose and not args.quiet:
         err.write(_summary_line(summary))
-    return 0 if summary.failed == 0 and summary.files == summary.stored else 1
+    if args.verify and args.verbose and not args.quiet:
+        err.write(f"memccp: verified {sum(map(len, summary.written.values()))} items, "
+                  f"{unverified} missing or different\n")
+    ok = summary.failed == 0 and summary.files == summary.stored and not evicted and not unverified
+    return 0 if ok else 1
 
 
 def _summary_line(s: Summary) -> str:

@@ -169,3 +169,19 @@ def dump_items(server: Memcached) -> Dict[bytes, Tuple[int, bytes, int]]:
             tokens = {t[:1]: int(t[1:]) for t in head[2:]}
             items[key] = (tokens[b"f"], value, tokens[b"t"])
     return items
+
+
+@pytest.fixture
+def peers():
+    """Start fake peers (tests/peers.py) with peers(serve); all are closed after the test."""
+    from peers import Peer
+
+    started = []
+
+    def start(serve):
+        started.append(Peer(serve))
+        return started[-1]
+
+    yield start
+    for peer in started:
+        peer.close()

@@ -1,0 +1,213 @@
+"""Small fake peers on 127.0.0.1 for faults a real memcached never shows: each
+speaks just enough of the binary protocol to get memccp to the point of the fault."""
+
+import socket
+import struct
+import threading
+import time
+from typing import Callable, List, NamedTuple, Optional
+
+HEADER = struct.Struct("!BBHBBHLLQ")
+NOOP, STAT, SETQ = 0x0A, 0x10, 0x11
+
+
+class Request(NamedTuple):
+    opcode: int
+    opaque: int
+    key: bytes
+    body: bytes
+
+
+def reply(opcode: int, opaque: int, status: int = 0, key: bytes = b"", value: bytes = b"",
+          bodylen: Optional[int] = None) -> bytes:
+    """A binary-protocol reply (bodylen: announce another body length than sent)."""
+    length = len(key) + len(value) if bodylen is None else bodylen
+    return HEADER.pack(0x81, opcode, len(key), 0, 0, status, length, opaque, 0) + key + value
+
+
+def _exactly(sock: socket.socket, size: int) -> Optional[bytes]:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def requests(sock: socket.socket):
+    """Each request the client sends, until it closes."""
+    while True:
+        head = _exactly(sock, HEADER.size)
+        if head is None:
+            return
+        _magic, opcode, keylen, extlen, _t, _v, bodylen, opaque, _cas = HEADER.unpack(head)
+        body = _exactly(sock, bodylen) if bodylen else b""
+        if body is None:
+            return
+        yield Request(opcode, opaque, body[extlen:extlen + keylen], body)
+
+
+def drain(sock: socket.socket) -> None:
+    """Read and drop what the client sends until it closes."""
+    while sock.recv(1 << 16):
+        pass
+
+
+class Peer:
+    """A listener on 127.0.0.1 serving each connection with *serve*(sock) in a thread."""
+
+    def __init__(self, serve: Callable[[socket.socket], None], receive_buffer: int = 0) -> None:
+        self.serve = serve
+        self.listener = socket.socket()
+        if receive_buffer:
+            self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.address = "127.0.0.1:%d" % self.listener.getsockname()[1]
+        self.accepted = 0
+        self._socks: List[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            self._socks.append(sock)
+            threading.Thread(target=self._run, args=(sock,), daemon=True).start()
+
+    def _run(self, sock: socket.socket) -> None:
+        try:
+            self.serve(sock)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def close(self) -> None:
+        self.listener.close()
+        for sock in self._socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def like_memcached(on_store: Callable, on_noop: Callable) -> Callable[[socket.socket], None]:
+    """A peer that answers STAT as an empty memcached and hands quiet stores and no-ops
+    to *on_store*(sock, request) and *on_noop*(sock, request)."""
+    def serve(sock: socket.socket) -> None:
+        for request in requests(sock):
+            if request.opcode == STAT:
+                sock.sendall(reply(STAT, request.opaque, key=b"evictions", value=b"0")
+                             + reply(STAT, request.opaque))
+            elif request.opcode == NOOP:
+                if on_noop(sock, request) is False:
+                    return
+            elif on_store(sock, request) is False:
+                return
+    return serve
+
+
+def _quiet(sock, request):
+    return True
+
+
+def _normal_noop(sock, request):
+    sock.sendall(reply(NOOP, request.opaque))
+
+
+def _stall(sock, request):
+    sock.sendall(reply(NOOP, request.opaque)[:10])
+    drain(sock)
+    return False
+
+
+def _trickle(sock, request):
+    for byte in reply(NOOP, request.opaque):
+        sock.sendall(bytes([byte]))
+        time.sleep(0.2)  # the fault itself: a peer this slow must fail on --timeout
+    drain(sock)
+    return False
+
+
+def _absurd(sock, request):
+    sock.sendall(reply(NOOP, request.opaque, bodylen=0xFFFFFFFF))
+    for _ in range(100):
+        sock.sendall(b"x")
+        time.sleep(0.5)
+    return False
+
+
+def _flood_stats(sock: socket.socket) -> None:
+    for request in requests(sock):
+        if request.opcode == STAT:
+            entry = reply(STAT, request.opaque, key=b"pid", value=b"1")
+            while True:
+                sock.sendall(entry * 1000)
+
+
+def _http(sock: socket.socket) -> None:
+    sock.recv(1 << 16)
+    sock.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+#: name -> (how the peer serves a connection, the reason memccp gives for its files)
+FAULTS = {
+    "protocol garbage (HTTP)": (_http, "not a binary-protocol memcached (it answered 'HTTP/1.1 400 Bad')"),
+    "bad opaque": (like_memcached(_quiet, lambda s, r: s.sendall(reply(NOOP, r.opaque + 1000))),
+                   "answered a request never sent (bad opaque)"),
+    "unknown status": (like_memcached(lambda s, r: s.sendall(reply(r.opcode, r.opaque, status=0x99)),
+                                      _normal_noop),
+                       "unexpected reply status 0x99"),
+    "closed connection": (like_memcached(lambda s, r: False, _normal_noop),
+                          "connection closed by the server"),
+    "stall mid-reply": (like_memcached(_quiet, _stall), "no answer within 0.5 s"),
+    "trickle": (like_memcached(_quiet, _trickle), "no answer within 0.5 s"),
+    "flood": (_flood_stats, "sends endless statistics"),
+    "absurd body length": (like_memcached(_quiet, _absurd),
+                           "malformed reply (body of 4294967295 bytes announced)"),
+}
+
+
+class SlowLink:
+    """A relay to *target* that forwards client-to-server bytes at about *rate* bytes/s."""
+
+    def __init__(self, target: str, rate: int) -> None:
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.rate = rate
+        self.peer = Peer(self._relay, receive_buffer=32 << 10)  # a small window, as on a slow link
+        self.address = self.peer.address
+
+    def _relay(self, client: socket.socket) -> None:
+        server = socket.create_connection(self.target)
+        back = threading.Thread(target=self._copy, args=(server, client), daemon=True)
+        back.start()
+        step = self.rate // 20
+        try:
+            while True:
+                chunk = client.recv(step)
+                if not chunk:
+                    break
+                server.sendall(chunk)
+                time.sleep(0.05)  # the slowness of the link, not a wait for a result
+        finally:
+            server.close()
+
+    @staticmethod
+    def _copy(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                chunk = src.recv(1 << 16)
+                if not chunk:
+                    break
+                dst.sendall(chunk)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.peer.close()

@@ -1,0 +1,222 @@
+"""Server faults stay per server and per file: a faulty server's files are named
+with the reason, the other server still gets its files, the -v summary is
+printed, exit 1; the same lines on the unbuffered and the pipelined (-B) path."""
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import MEMCACHED, free_port, start_memcached, stop, text_command, text_get
+from helpers import run
+from memccp_py.cluster import Cluster
+from memccp_py.servers import parse_servers
+from peers import FAULTS, SlowLink
+
+PASSWORD = "s3cret-Pa55"
+PATHS = ["unbuffered", "pipelined"]
+
+
+@pytest.fixture(scope="module")
+def sasl_memcached(tmp_path_factory):
+    """memcached -S with user alice in a private sasldb."""
+    if not shutil.which("saslpasswd2"):
+        pytest.skip("saslpasswd2 (sasl2-bin) is not installed")
+    conf = tmp_path_factory.mktemp("sasl")
+    db = conf / "sasldb2"
+    (conf / "memcached.conf").write_text(f"mech_list: plain\nsasldb_path: {db}\n")
+    subprocess.run(["saslpasswd2", "-p", "-a", "memcached", "-c", "-f", str(db), "alice"],
+                   input=PASSWORD.encode(), check=True)
+    server = start_memcached("-S", env=dict(os.environ, SASL_CONF_PATH=str(conf)))
+    yield server
+    stop(server)
+
+
+@pytest.fixture
+def ascii_memcached():
+    """memcached -B ascii: speaks only the text protocol."""
+    port = free_port()
+    user = ["-u", "root"] if os.geteuid() == 0 else []
+    proc = subprocess.Popen([MEMCACHED, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-B", "ascii",
+                             *user], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"version\r\n")
+                if sock.recv(100).startswith(b"VERSION"):
+                    break
+        except OSError:
+            assert time.monotonic() < deadline, "memcached -B ascii did not answer"
+            time.sleep(0.05)
+    yield f"127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(5)
+
+
+def fault_case(request, peers):
+    """(address of the faulty server, the reason memccp must give, extra arguments)."""
+    name = request.param
+    if name == "auth refused":
+        server = request.getfixturevalue("sasl_memcached")
+        return server.address, "authentication failed (wrong username or password)", ["-u", "alice", "-p", "nope"]
+    if name == "auth required":
+        server = request.getfixturevalue("sasl_memcached")
+        return server.address, "authentication required: give --username and --password", []
+    if name == "text-only memcached (-B ascii)":
+        return request.getfixturevalue("ascii_memcached"), "no answer within 0.5 s", []
+    serve, reason = FAULTS[name]
+    return peers(serve).address, reason, []
+
+
+@pytest.fixture(params=["auth refused", "auth required", "text-only memcached (-B ascii)", *FAULTS])
+def fault(request, peers):
+    return fault_case(request, peers)
+
+
+def make_files(tmp_path, count):
+    paths = []
+    for i in range(count):
+        path = tmp_path / f"f{i:02}.txt"
+        path.write_bytes(b"content of file %d" % i)
+        paths.append(str(path))
+    return paths
+
+
+def placed_on(servers: str, paths, index):
+    """The paths whose key (base name) the cluster places on server *index*."""
+    cluster = Cluster(parse_servers(servers))
+    target = cluster.connections[index]
+    return [p for p in paths if cluster.route(os.fsencode(os.path.basename(p)))[0] is target]
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_server_fault_fails_only_its_files(memcached, fault, tmp_path, capsys, path):
+    """Each fault of one server fails exactly its files, named with the reason; the other
+    server gets its files; the -v summary is printed; exit 1; same lines both ways."""
+    bad, reason, extra = fault
+    servers = f"{memcached.address},{bad}"
+    paths = make_files(tmp_path, 12)
+    failed = placed_on(servers, paths, 1)
+    stored = [p for p in paths if p not in failed]
+    assert failed and stored
+    buffered = ["-B"] if path == "pipelined" else []
+    code, out, err = run(capsys, *buffered, "-v", "--timeout=0.5", "-s", servers, *extra, *paths)
+    size = sum(os.path.getsize(p) for p in stored)
+    assert (code, out) == (1, "".join(os.path.basename(p) + "\n" for p in stored))
+    assert err == "".join(f"memccp: {p}: server {bad}: {reason}\n" for p in failed) + (
+        f"memccp: 12 files, {len(stored)} stored ({size} bytes), {len(failed)} failed\n")
+    for p in paths:
+        expected = (0, open(p, "rb").read()) if p in stored else None
+        assert text_get(memcached, os.path.basename(p).encode()) == expected
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_slow_live_link_is_not_a_timeout(memcached, tmp_path, capsys, path):
+    """--timeout is 'no progress': a 900 KB file over a ~640 KB/s link stores with --timeout=0.5."""
+    link = SlowLink(memcached.address, 640 << 10)
+    try:
+        big = tmp_path / "big.bin"
+        big.write_bytes(os.urandom(900 << 10))
+        buffered = ["-B"] if path == "pipelined" else []
+        assert run(capsys, *buffered, "--timeout=0.5", "-s", link.address, str(big)) == (0, "", "")
+    finally:
+        link.close()
+    assert text_get(memcached, b"big.bin") == (0, big.read_bytes())
+
+
+class Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def start_on(port: int):
+    """A fresh memcached on 127.0.0.1:*port* (waits until it answers)."""
+    from conftest import Memcached, wait_until_answers
+
+    user = ["-u", "root"] if os.geteuid() == 0 else []
+    proc = subprocess.Popen([MEMCACHED, "-l", "127.0.0.1", "-p", str(port), "-U", "0", *user],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_until_answers("127.0.0.1", port, proc)
+    return Memcached("127.0.0.1", port, proc)
+
+
+def test_failed_server_rests_then_is_tried_again(peers):
+    """After a fault a server is not contacted for --retry-timeout seconds, then it is again."""
+    from memccp_py.connection import Item
+    from peers import FAULTS
+
+    peer = peers(FAULTS["closed connection"][0])
+    clock = Clock()
+    cluster = Cluster(parse_servers(peer.address), timeout=0.5, retry_timeout=2.0, clock=clock)
+    conn = cluster.connections[0]
+    item = Item(b"k", b"v", 0)
+    first = cluster.store(conn, "set", [item], 0)
+    assert [str(exc) for _, exc in first] == [f"server {peer.address}: connection closed by the server"]
+    assert peer.accepted == 1
+    clock.now += 1.9
+    assert [exc for _, exc in cluster.store(conn, "set", [item], 0)] == [first[0][1]]
+    assert peer.accepted == 1  # resting: not contacted
+    clock.now += 0.2
+    assert len(cluster.store(conn, "set", [item], 0)) == 1
+    assert peer.accepted == 2  # tried again
+    cluster.close()
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_restarted_server_gets_later_files(tmp_path, monkeypatch, path):
+    """memcached restarted mid-run: files while it was down are named, files after its
+    retry interval are stored on the new process."""
+    from memccp_py import copier
+    from memccp_py.copier import Job, Options, copy_files
+
+    monkeypatch.setattr(copier, "BATCH_ITEMS", 4)  # small batches: each phase is flushed
+    server = start_memcached()
+    clock = Clock()
+    cluster = Cluster(parse_servers(server.address), timeout=2, retry_timeout=2.0, clock=clock)
+    paths = make_files(tmp_path, 12)
+
+    def jobs():
+        nonlocal server
+        for i, p in enumerate(paths):
+            if i == 4:
+                stop(server)
+            if i == 8:
+                server = start_on(server.port)
+                clock.now += 2.5  # the retry interval has passed
+            yield Job(p, os.fsencode(os.path.basename(p)))
+
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        summary = copy_files(jobs(), cluster, Options(buffered=path == "pipelined", verbose=True),
+                             out, err)
+        for p in paths[4:]:  # the new process holds exactly the files sent after it was back
+            expected = (0, open(p, "rb").read()) if p in paths[8:] else None
+            assert text_get(server, os.path.basename(p).encode()) == expected
+    finally:
+        cluster.close()
+        stop(server)
+    lines = err.getvalue().splitlines()
+    assert [line.split(": server ")[0] for line in lines] == [f"memccp: {p}" for p in paths[4:8]]
+    assert len({line.split(": server ")[1] for line in lines}) == 1  # one fault, named for each
+    assert out.getvalue() == "".join(os.path.basename(p) + "\n" for p in paths[:4] + paths[8:])
+    assert (summary.files, summary.stored, summary.failed) == (12, 8, 4)
+
+
+@pytest.mark.parametrize("value", ["-1", "abc", "3601"])
+def test_retry_timeout_usage_errors(memcached, tmp_path, capsys, value):
+    """--retry-timeout takes 0 to 3600 seconds; anything else is a usage error, nothing stored."""
+    (tmp_path / "r.txt").write_bytes(b"r")
+    code, out, err = run(capsys, "-s", memcached.address, f"--retry-timeout={value}", str(tmp_path / "r.txt"))
+    assert (code, out) == (2, "")
+    assert f"{value!r} is not a number of seconds from 0 to 3600" in err and "Traceback" not in err
+    assert text_get(memcached, b"r.txt") is None
