@@ -107,8 +107,10 @@ def make_jobs(entries: abc.Iterable[Found | Skipped | str], *, key: bytes | None
         name = prefix + name
         stored = nginx_escape(name) if escape == "nginx" else name
         if problem is None and key is None:
-            earlier = first.setdefault(stored, path)
-            if earlier is not path:
+            earlier = first.get(stored)
+            if earlier is None:
+                first[stored] = path
+            else:
                 same = f"same key '{show(stored)}' as {show(os.fsencode(earlier))}"
                 if unique_keys:
                     problem = same + ": not stored (--unique-keys)"

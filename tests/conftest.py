@@ -91,6 +91,17 @@ def stop(server: Memcached) -> None:
     server.process.wait(5)
 
 
+#: A server address nothing answers on: where a test must not reach any memcached.
+NO_SERVER = "127.0.0.1:1"
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_servers(monkeypatch):
+    """No test reaches a memcached it did not start: the environment's server list, if any,
+    is replaced by an address nothing answers on (a test sets its own where it needs one)."""
+    monkeypatch.setenv("MEMCACHED_SERVERS", NO_SERVER)
+
+
 @pytest.fixture(scope="session")
 def _shared_memcached() -> Iterator[Memcached]:
     server = start_memcached()

@@ -5,10 +5,11 @@ import gzip
 import io
 import os
 import sys
+import zlib
 
 import pytest
 
-from conftest import text_get
+from conftest import text_get, ttl
 from helpers import run
 
 
@@ -153,3 +154,60 @@ def test_progress_line(memcached, tmp_path, monkeypatch):
         + f"memccp: {tmp_path}/missing: No such file or directory\n"
         "\rmemccp: 7 files, 5 stored (5 KiB), 1 failed"
         "\rmemccp: 9 files, 7 stored (7 KiB), 1 failed" + blank)
+
+
+@pytest.mark.parametrize("null", [False, True])
+def test_bulk_paths_keep_expiry_flags_and_last_name(memcached, docroot, capsys, monkeypatch, null):
+    """--files-from on the pipelined path: every name is stored, the last one without a
+    trailing separator too, with the flags and expiry asked for."""
+    root, files = docroot
+    sep = b"\0" if null else b"\n"
+    names = [os.fsencode(root / n) for n in ("index.html", "img/a.gif", "css/100%.css")]
+    stdin_with(monkeypatch, sep.join(names))  # no separator after the last name
+    code, out, err = run(capsys, "-s", memcached.address, "--files-from=-", *(["-0"] if null else []),
+                         f"--docroot={root}", "-F", "42", "-e", "777")
+    assert (code, out, err) == (0, "", "")
+    for name in ("index.html", "img/a.gif", "css/100%.css"):
+        key = b"/" + name.encode()
+        assert text_get(memcached, key) == (42, files[name]), name
+        assert 770 <= ttl(memcached, key) <= 777, name
+
+
+def test_same_key_twice_in_one_batch(memcached, docroot, capsys):
+    """-B -A with one file given twice: the first is stored, the second is named as existing
+    (the batch is sent in order, not merged); exit 1."""
+    root, files = docroot
+    page = str(root / "index.html")
+    code, out, err = run(capsys, "-B", "-A", "-v", "-s", memcached.address, page, page)
+    assert (code, out) == (1, "index.html\n")
+    assert err == (f"memccp: {page}: warning: same key 'index.html' as {page}: the last one is "
+                   "stored (--docroot DIR keys files by their path)\n"
+                   f"memccp: {page}: key 'index.html' already exists (--add stores only new keys)\n"
+                   "memccp: 2 files, 1 stored (3013 bytes), 1 failed\n")
+    assert text_get(memcached, b"index.html") == (0, files["index.html"])
+
+
+def nginx_hash_server(key: bytes, count: int) -> int:
+    """The server nginx's `hash $memcached_key;` asks first, as its upstream hash module
+    computes it (Cache::Memcached's ((crc32(key) >> 16) & 0x7fff) % total weight)."""
+    return ((zlib.crc32(key) >> 16) & 0x7FFF) % count
+
+
+def test_nginx_hash_places_by_the_unescaped_key(memcached_cluster, tmp_path, capsys):
+    """--escape=nginx --distribution=nginx-hash: each item is on the server nginx hashes the
+    unescaped $memcached_key to, stored under the escaped key."""
+    root = tmp_path / "www"
+    names = [f"dir {i}/file {i} %.gif" for i in range(24)]
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(name.encode())
+    servers = ",".join(s.address for s in memcached_cluster)
+    code, out, err = run(capsys, "-s", servers, "--distribution=nginx-hash", "--escape=nginx",
+                         f"--docroot={root}", "-r", str(root))
+    assert (code, out, err) == (0, "", "")
+    for name in names:
+        uri = ("/" + name).encode()
+        escaped = uri.replace(b"%", b"%25").replace(b" ", b"%20")
+        home = nginx_hash_server(uri, 3)
+        assert [text_get(s, escaped) for s in memcached_cluster] == \
+            [(0, name.encode()) if i == home else None for i in range(3)], name

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import text_get, ttl
+from conftest import text_command, text_get, ttl
 from helpers import run
 
 
@@ -68,10 +68,13 @@ def test_key_modes(memcached, tmp_path, capsys, monkeypatch):
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "f.txt").write_bytes(b"x")
     monkeypatch.chdir(tmp_path)
-    for option, key in (("-.", b"f.txt"), ("-+", b"d/f.txt"), ("-/", os.fsencode(tmp_path / "d/f.txt")),
-                        ("--relative", b"d/f.txt")):
+    keys = {"-.": b"f.txt", "-+": b"d/f.txt", "-/": os.fsencode(tmp_path / "d/f.txt"),
+            "--relative": b"d/f.txt"}
+    for option, key in keys.items():
+        text_command(memcached, b"flush_all")
         assert run(capsys, "-s", memcached.address, option, "d/f.txt") == (0, "", "")
         assert text_get(memcached, key) == (0, b"x")
+        assert [k for k in set(keys.values()) - {key} if text_get(memcached, k)] == []
 
 
 def test_non_utf8_file_name(memcached, tmp_path, capsys):
@@ -109,9 +112,14 @@ def test_add_existing_and_replace_missing(memcached, files, capsys):
 
 
 def test_last_mode_wins(memcached, files, capsys):
-    """As in C memccp, the last of -S/-A/-R wins."""
-    assert run(capsys, "-s", memcached.address, str(files[0])) == (0, "", "")
-    assert run(capsys, "-s", memcached.address, "-A", "-S", str(files[0])) == (0, "", "")
+    """As in C memccp, the last of -S/-A/-R wins: -A -S overwrites, -S -A does not."""
+    text_command(memcached, b"set h.txt 0 0 3\r\nold", one_line=True)
+    assert run(capsys, "-s", memcached.address, "-F", "1", "-A", "-S", str(files[0])) == (0, "", "")
+    assert text_get(memcached, b"h.txt") == (1, b"hello")
+    code, out, err = run(capsys, "-s", memcached.address, "-F", "2", "-S", "-A", str(files[0]))
+    assert (code, out) == (1, "")
+    assert err == f"memccp: {files[0]}: key 'h.txt' already exists (--add stores only new keys)\n"
+    assert text_get(memcached, b"h.txt") == (1, b"hello")
 
 
 def test_buffered_same_result(memcached, files, tmp_path, capsys):

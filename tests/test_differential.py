@@ -123,9 +123,10 @@ def workdir(tmp_path_factory):
 def run_side(tool: list, case: str, work) -> tuple:
     """Run one implementation of *case* against fresh servers: (exit status, items by server)."""
     argv, needs = CASES[case]
-    servers = [start_memcached() for _ in range(needs.get("servers", 1))]
     if needs.get("socket"):
         servers = [start_memcached(unix_path=str(work / f"mc-{len(tool)}.sock"))]
+    else:
+        servers = [start_memcached() for _ in range(needs.get("servers", 1))]
     try:
         for server in servers:
             for key, value in needs.get("preload", {}).items():

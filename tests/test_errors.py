@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import MEMCACHED, free_port, start_memcached, stop, text_get
+from conftest import MEMCACHED, NO_SERVER, free_port, start_memcached, stop, text_command, text_get
 from helpers import run
 
 
@@ -38,10 +38,12 @@ def test_file_over_item_size(memcached, good, tmp_path, capsys):
     big = tmp_path / "big.bin"
     big.write_bytes(b"\0" * (2 << 20))
     for extra in ([], ["-B"]):
+        text_command(memcached, b"flush_all")
         code, out, err = run(capsys, *extra, "-s", memcached.address, str(big), str(good))
         assert (code, out) == (1, "")
         assert err == f"memccp: {big}: value is larger than the server's item size limit (memcached -I)\n"
         assert text_get(memcached, b"good.txt") == (0, b"good")
+        assert text_get(memcached, b"big.bin") is None
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file; covered by test_unreadable_as_nobody")
@@ -110,7 +112,7 @@ def test_no_server_and_no_file(good, capsys, monkeypatch):
     monkeypatch.delenv("MEMCACHED_SERVERS", raising=False)
     assert run(capsys, str(good)) == (
         2, "", "memccp: no servers given: use --servers=HOST[:PORT] or set MEMCACHED_SERVERS\n")
-    assert run(capsys, "-s", "localhost") == (2, "", "memccp: no files given (see memccp --help)\n")
+    assert run(capsys, "-s", NO_SERVER) == (2, "", "memccp: no files given (see memccp --help)\n")
 
 
 def test_server_refuses(good, tmp_path, capsys):

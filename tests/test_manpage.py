@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -35,4 +36,5 @@ def test_man_page_documents_every_option():
         text = page.read().replace("\\-", "-")
     for action in build_parser()._actions:
         for option in action.option_strings if action.dest != "help" else ["-h"]:
-            assert option in text, option
+            # as an option of its own, in bold: -F is not found inside --flag
+            assert re.search(r"(\\fB|\[)" + re.escape(option) + r"(\\fR|[] =,])", text), option

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import text_get
+from conftest import text_command, text_get
 from helpers import run
 from memccp_py.names import HASH_NAMES
 from memccp_py.placement import make_placement
@@ -152,11 +152,14 @@ def test_one_server_down(memcached_cluster, tmp_path, capsys):
         path.write_bytes(b"v%d" % i)
         paths.append(path)
     for extra in ([], ["-B"]):
+        for server in memcached_cluster[::2]:
+            text_command(server, b"flush_all")
         code, out, err = run(capsys, *extra, "-s", servers, *map(str, paths))
         expected_failures = [p for p in paths if place(p.name.encode()) == [1]]
         assert (code, out) == (1, "")
         assert err.splitlines() == [f"memccp: {p}: server {dead.address}: connection refused"
                                     for p in expected_failures]
+        assert expected_failures and len(expected_failures) < len(paths)
         for p in paths:
             if p not in expected_failures:
                 assert text_get(memcached_cluster[place(p.name.encode())[0]], p.name.encode()) == \
@@ -169,5 +172,7 @@ def test_distribution_all(memcached_cluster, tmp_path, capsys):
     path.write_bytes(b"a{}")
     servers = ",".join(s.address for s in memcached_cluster)
     for extra in ([], ["-B"]):
+        for server in memcached_cluster:
+            text_command(server, b"flush_all")
         assert run(capsys, *extra, "--distribution=all", "-s", servers, str(path)) == (0, "", "")
         assert all(text_get(s, b"everywhere.css") == (0, b"a{}") for s in memcached_cluster)

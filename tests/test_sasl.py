@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import start_memcached, stop, text_get
+from conftest import NO_SERVER, start_memcached, stop, text_get
 from helpers import run
 
 PASSWORD = "s3cret-Pa55"
@@ -73,7 +73,7 @@ def test_credentials_required(sasl_memcached, page, capsys, monkeypatch):
 def test_username_without_password(page, capsys, monkeypatch):
     """--username without any password source is a usage error."""
     monkeypatch.delenv("MEMCACHED_PASSWORD", raising=False)
-    code, out, err = run(capsys, "-s", "127.0.0.1", "-u", "alice", str(page))
+    code, out, err = run(capsys, "-s", NO_SERVER, "-u", "alice", str(page))
     assert (code, out) == (2, "")
     assert "SASL needs both --username and a password" in err
 
