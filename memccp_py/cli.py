@@ -131,8 +131,26 @@ def build_parser() -> argparse.ArgumentParser:
     add("-n", "--non-blocking", action="store_true", help="accepted for compatibility (timeouts apply)")
     add("-N", "--tcp-nodelay", action="store_true", help="disable Nagle's algorithm (always; accepted)")
     add("-U", "--udp", action="store_true", help="not supported: memccp-py uses TCP or unix sockets")
+    _add_web_server_options(parser)
     parser.set_defaults(op="set", key_mode="basename")
     return parser
+
+
+def _index_name(text: str) -> str:
+    if not text or "/" in text or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file name (as in nginx's index directive)")
+    return text
+
+
+def _add_web_server_options(parser: argparse.ArgumentParser) -> None:
+    """Keys as nginx asks for them (--suffix, --index)."""
+    add = parser.add_argument
+    add("--suffix", default="", metavar="STR",
+        help='append STR to every key (e.g. ? for nginx keys set as "$uri?$args")')
+    add("--index", action="append", default=[], type=_index_name, metavar="NAME",
+        help="with --base: also store each DIR/NAME under /DIR/ (/NAME under /), as nginx's "
+             "index directive would serve it; repeatable, the first NAME found in a "
+             "directory wins")
 
 
 def main(argv: list[str] | None = None) -> int:

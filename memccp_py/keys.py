@@ -64,6 +64,11 @@ def uri_key(path: str, base: str) -> bytes:
     return b"/" + os.fsencode(rel)
 
 
+def directory_uri(uri: bytes) -> bytes:
+    """The URI of the directory holding *uri*: ``/docs/index.html`` -> ``/docs/``, ``/a`` -> ``/``."""
+    return uri[:uri.rindex(b"/") + 1]
+
+
 def show(data: bytes) -> str:
     """Printable form of a key or file name (undecodable bytes as \\xNN)."""
     return data.decode("utf-8", "backslashreplace")

@@ -43,6 +43,8 @@ def _check(args: argparse.Namespace, password: str | None) -> None:
                          "(--password, --password-file or MEMCACHED_PASSWORD)")
     if args.files_from.count("-") > 1:
         raise UsageError("--files-from=- can be given once")
+    if args.index and args.base is None:
+        raise UsageError("--index needs --base: only then are keys URIs with directories")
 
 
 def _open_lists(names: list[str], stdin: io.TextIOBase) -> list[io.BufferedIOBase]:
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | Non
     jobs = make_jobs(all_paths(args.files, lists, args.null, args.recursive),
                      key=None if args.key is None else os.fsencode(args.key),
                      mode=args.key_mode, base=args.base, prefix=os.fsencode(args.prefix),
-                     escape=args.escape)
+                     escape=args.escape, suffix=os.fsencode(args.suffix), index=args.index)
     options = Options(op=args.op, flags=args.flags, exptime=args.expire,
                       buffered=args.buffer or bool(args.files_from) or args.recursive
                       or args.base is not None,

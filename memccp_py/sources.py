@@ -1,6 +1,6 @@
 """Which files to copy and under which keys: positional FILEs, --files-from
 lists, and the key rules (--key, --basename/--relative/--absolute, --base,
---prefix, --escape)."""
+--prefix, --suffix, --escape, --index)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 from collections import abc
 
 from memccp_py.copier import Job
-from memccp_py.keys import key_for_path, nginx_escape, uri_key
+from memccp_py.keys import directory_uri, key_for_path, nginx_escape, uri_key
 
 
 def read_list(stream: io.BufferedIOBase, null: bool) -> abc.Iterator[str]:
@@ -31,21 +31,38 @@ def read_list(stream: io.BufferedIOBase, null: bool) -> abc.Iterator[str]:
 
 
 def make_jobs(paths: abc.Iterable[str], *, key: bytes | None = None, mode: str = "basename",
-              base: str | None = None, prefix: bytes = b"", escape: str = "none") -> abc.Iterator[Job]:
-    """A Job for every path, with the key the options give it."""
+              base: str | None = None, prefix: bytes = b"", escape: str = "none",
+              suffix: bytes = b"", index: abc.Sequence[str] = ()) -> abc.Iterator[Job]:
+    """A Job for every path, with the key the options give it; with *base* and *index*, a
+    second Job for an index file, keyed by its directory's URI (``/docs/``, ``/``)."""
     for path in paths:
-        problem = None
+        problem = uri = None
         if key is not None:
             name = key
         elif base is not None:
             try:
-                name = uri_key(path, base)
+                name = uri = uri_key(path, base)
             except ValueError as exc:
                 name, problem = b"", str(exc)
         else:
             name = key_for_path(path, mode)
-        name = prefix + name
-        yield Job(path, nginx_escape(name) if escape == "nginx" else name, problem, name)
+        yield _job(path, prefix + name + suffix, problem, escape)
+        if uri is not None and index and serves_directory(path, index):
+            yield _job(path, prefix + directory_uri(uri) + suffix, None, escape)
+
+
+def _job(path: str, name: bytes, problem: str | None, escape: str) -> Job:
+    return Job(path, nginx_escape(name) if escape == "nginx" else name, problem, name)
+
+
+def serves_directory(path: str, index: abc.Sequence[str]) -> bool:
+    """Whether *path* is what nginx's ``index NAMES`` serves for its directory: its base
+    name is one of the names, it is a file, and no name listed before it exists there."""
+    directory, name = os.path.split(path)
+    if name not in index or not os.path.isfile(path):
+        return False
+    earlier = index[:index.index(name)]
+    return not any(os.path.isfile(os.path.join(directory, other)) for other in earlier)
 
 
 def walk(path: str) -> abc.Iterator[str]:
