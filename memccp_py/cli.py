@@ -143,7 +143,7 @@ def _index_name(text: str) -> str:
 
 
 def _add_web_server_options(parser: argparse.ArgumentParser) -> None:
-    """Keys as nginx asks for them (--suffix, --index)."""
+    """Keys as nginx asks for them (--suffix, --index), and --wait for a starting memcached."""
     add = parser.add_argument
     add("--suffix", default="", metavar="STR",
         help='append STR to every key (e.g. ? for nginx keys set as "$uri?$args")')
@@ -151,6 +151,9 @@ def _add_web_server_options(parser: argparse.ArgumentParser) -> None:
         help="with --base: also store each DIR/NAME under /DIR/ (/NAME under /), as nginx's "
              "index directive would serve it; repeatable, the first NAME found in a "
              "directory wins")
+    add("--wait", type=_seconds, metavar="SECONDS",
+        help="before copying, wait up to SECONDS until every server answers "
+             "(e.g. right after memcached starts); exit 1 if one does not")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,6 +74,10 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | Non
         if err is not None:
             err.write(f"memccp: debug: servers {', '.join(map(str, servers))}; "
                       f"distribution {args.distribution}, hash {args.hash}\n")
+    if args.wait is not None:
+        from memccp_py.wait import wait_for_servers
+
+        wait_for_servers(servers, args.wait, args.timeout)
     cluster = Cluster(servers, distribution=args.distribution, hash_name=args.hash,
                       timeout=args.timeout, username=args.username, password=password)
     lists = _open_lists(args.files_from, stdin)
