@@ -146,3 +146,86 @@ def test_bash_completion_installed(installed_memccp):
     result = run_installed(["bash", "--norc", "--noprofile", "-c", program])
     assert (result.returncode, result.stdout, result.stderr) == (
         0, "complete -o filenames -F _shtab_memccp memccp\n--suffix\n", "")
+
+
+def readme_debian() -> str:
+    import gzip
+
+    with gzip.open("/usr/share/doc/memccp-py/README.Debian.gz", "rt", encoding="utf-8") as readme:
+        return readme.read()
+
+
+def readme_server_block(text: str) -> str:
+    """The inside of README.Debian's nginx ``server { ... }`` block, without ``listen``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "server {")
+    depth, body = 0, []
+    for line in lines[start:]:
+        depth += line.count("{") - line.count("}")
+        body.append(line)
+        if depth == 0:
+            break
+    return "\n".join(line for line in body[1:-1] if not line.strip().startswith("listen "))
+
+
+def readme_memccp_command(text: str) -> list:
+    """README.Debian's memccp command line that fills memcached for that block."""
+    import shlex
+
+    joined = text.replace("\\\n", " ")
+    line = next(line for line in joined.splitlines() if line.strip().startswith("memccp --servers="))
+    return shlex.split(line)
+
+
+@pytest.fixture
+def public_root():
+    """An empty docroot nginx's worker (not root) can read, unlike pytest's tmp_path."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    root = Path(tempfile.mkdtemp(prefix="memccp-docroot-"))
+    root.chmod(0o755)
+    yield root
+    shutil.rmtree(root)
+
+
+def test_readme_debian_nginx_block_and_command(installed_memccp, nginx, public_root):
+    """README.Debian's server block and memccp command, as written (docroot and server
+    address replaced): / and /docs/ as text/html from memcached, gzip'd CSS unpacked by
+    gunzip for a client without gzip, a file and a directory added later from disk, and
+    everything from disk while memcached is down."""
+    text = readme_debian()
+    first = start_memcached()
+    files = {"/index.html": b"<h1>top</h1>", "/docs/index.html": b"<h1>docs</h1>",
+             "/site.css": b"body { color: red }\n" * 300}
+    base = public_root
+    for path, data in files.items():
+        (base / path.lstrip("/")).parent.mkdir(mode=0o755, exist_ok=True)
+        (base / path.lstrip("/")).write_bytes(data)
+        (base / path.lstrip("/")).chmod(0o644)
+    block = readme_server_block(text).replace("/var/www/html", str(base))
+    server = nginx(block.replace("127.0.0.1:11211", first.address))
+    argv = [installed_memccp if word == "memccp" else word for word in readme_memccp_command(text)]
+    argv = [word.replace("127.0.0.1:11211", first.address).replace("/var/www/html", str(base))
+            for word in argv]
+    try:
+        result = run_installed(argv)
+        assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+        assert text_get(first, b"/site.css?")[0] == 2  # stored gzip'd, with flag 2
+        (base / "late.txt").write_bytes(b"added later")
+        (base / "new").mkdir(mode=0o755)
+        (base / "new" / "index.html").write_bytes(b"new dir")
+        for path in (base / "late.txt", base / "new" / "index.html"):
+            path.chmod(0o644)
+        for path, data in (("/", files["/index.html"]), ("/docs/", files["/docs/index.html"])):
+            status, body, headers = server.get(path)
+            assert (status, body, headers["Content-Type"]) == (200, data, "text/html"), path
+        status, body, headers = server.get("/site.css")
+        assert (status, body, headers.get("Content-Encoding")) == (200, files["/site.css"], None)
+        assert server.get("/late.txt")[:2] == (200, b"added later")
+        assert server.get("/new/")[:2] == (200, b"new dir")
+    finally:
+        stop(first)
+    assert server.get("/docs/")[:2] == (200, files["/docs/index.html"])  # memcached down: disk
+    assert server.get("/site.css")[:2] == (200, files["/site.css"])
