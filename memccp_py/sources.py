@@ -57,10 +57,11 @@ def _job(path: str, name: bytes, problem: str | None, escape: str) -> Job:
 
 def serves_directory(path: str, index: abc.Sequence[str]) -> bool:
     """Whether *path* is what nginx's ``index NAMES`` serves for its directory: its base
-    name is one of the names, it is a file, and no name listed before it exists there."""
+    name is one of the names, it is a readable file, and no name listed before it exists
+    there."""
     directory, name = os.path.split(path)
-    if name not in index or not os.path.isfile(path):
-        return False
+    if name not in index or not os.path.isfile(path) or not os.access(path, os.R_OK):
+        return False  # a file that cannot be copied is reported once, for its own key
     earlier = index[:index.index(name)]
     return not any(os.path.isfile(os.path.join(directory, other)) for other in earlier)
 
