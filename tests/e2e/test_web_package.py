@@ -229,3 +229,26 @@ def test_readme_debian_nginx_block_and_command(installed_memccp, nginx, public_r
         stop(first)
     assert server.get("/docs/")[:2] == (200, files["/docs/index.html"])  # memcached down: disk
     assert server.get("/site.css")[:2] == (200, files["/site.css"])
+
+
+def test_preload_unit_command_as_a_user_of_its_own(installed_memccp, memcached, public_root, tmp_path):
+    """As the unit runs it (DynamicUser: an unprivileged user, no new privileges), the command
+    copies a world-readable docroot; an index file only root can read is named once, exit 1."""
+    (public_root / "docs").mkdir(mode=0o755)
+    (public_root / "docs" / "index.html").write_bytes(b"<h1>docs</h1>")
+    (public_root / "docs" / "index.html").chmod(0o644)
+    conf = tmp_path / "www.conf"
+    conf.write_text(f"DOCROOT={public_root}\nSERVERS={memcached.address}\nWAIT=10\n"
+                    "OPTIONS=\"--escape=nginx --suffix=? --index=index.html\"\n")
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--no-new-privs"]
+    result = run_installed(as_nobody + unit_command(UNIT, conf))
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert stored_keys(memcached) == {b"/docs/index.html?", b"/docs/?"}
+    assert text_get(memcached, b"/docs/?") == (0, b"<h1>docs</h1>")
+
+    (public_root / "docs" / "index.html").chmod(0o600)  # only root may read it
+    text_command(memcached, b"flush_all")
+    result = run_installed(as_nobody + unit_command(UNIT, conf))
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"memccp: {public_root}/docs/index.html: Permission denied\n"
+    assert stored_keys(memcached) == set()
