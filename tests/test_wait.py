@@ -132,3 +132,58 @@ def test_wait_bad_value_is_usage_error(memcached, tmp_path, capsys, value):
     assert (code, out) == (2, "")
     assert "argument --wait" in err and "Traceback" not in err
     assert text_get(memcached, b"page.html") is None
+
+
+def test_wait_for_a_unix_socket_memcached(tmp_path):
+    """--wait with a unix socket server: memccp keeps asking while the socket hangs up, then
+    copies once memcached -s listens on that path: exit 0, no output, the file stored."""
+    page = tmp_path / "page.html"
+    page.write_bytes(b"<p>unix</p>")
+    path = str(tmp_path / "mc.sock")
+    silent = socket.socket(socket.AF_UNIX)
+    silent.bind(path)
+    silent.listen(8)
+    silent.settimeout(30)
+    proc = subprocess.Popen(["/usr/bin/python3", "-m", "memccp_py", "--wait=60", f"--servers={path}",
+                             "--key=/page.html", str(page)], env=dict(os.environ, PYTHONPATH=ROOT),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    server = None
+    try:
+        for _ in range(2):  # two attempts seen: memccp is waiting, not failing
+            conn, _ = silent.accept()
+            conn.close()
+        silent.close()
+        os.unlink(path)
+        assert proc.poll() is None
+        user = ["-u", "root"] if os.geteuid() == 0 else []
+        server = subprocess.Popen([MEMCACHED, "-s", path, *user], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        out, err = proc.communicate(timeout=60)
+        assert (proc.returncode, out, err) == (0, b"", b"")
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(5)
+            sock.connect(path)
+            sock.sendall(b"mg /page.html v f t\r\n")
+            reply = b""
+            while not reply.endswith(b"\r\n<p>unix</p>\r\n"):
+                chunk = sock.recv(1000)
+                assert chunk, reply
+                reply += chunk
+            assert reply == b"VA 11 f0 t-1\r\n<p>unix</p>\r\n"
+    finally:
+        silent.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+
+
+def test_wait_gives_up_on_a_missing_unix_socket(tmp_path, capsys):
+    """--wait=0.2 with a unix socket path nobody listens on: one line naming it, exit 1."""
+    page = tmp_path / "page.html"
+    page.write_bytes(b"x")
+    path = tmp_path / "none.sock"
+    assert run(capsys, "--wait=0.2", f"--servers={path}", str(page)) == (
+        1, "", f"memccp: --wait=0.2: server {path} did not answer in time: no such file or directory\n")
