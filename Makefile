@@ -17,13 +17,15 @@ test:                      ## unit and integration tests against real memcached 
 man:                       ## regenerate man/memccp.1 from the argparse parser
 	COLUMNS=80 $(PYTHON) setup.py -q build_manpages
 
-deb: $(DEB)                ## build the .deb with dpkg-buildpackage
+deb: $(DEB)                ## build the .deb; also ./memccp-py.deb for "apt install ./memccp-py.deb"
+	@cmp -s $(DEB) memccp-py.deb || cp $(DEB) memccp-py.deb
 
 $(DEB): $(shell git ls-files 2>/dev/null)
 	$(DEBPATH) dpkg-buildpackage -us -uc -b
 	mkdir -p out
 	mv ../memccp-py_$(VERSION)_all.deb ../memccp-py_$(VERSION)_*.changes \
 	   ../memccp-py_$(VERSION)_*.buildinfo out/
+	cp $(DEB) memccp-py.deb
 
 lintian: $(DEB)            ## lintian on the .deb and .changes (as an unprivileged user)
 	sh tools/lintian-check out
@@ -60,5 +62,5 @@ check: test deb lintian e2e autopkgtest divert-test stdeb pypi-test  ## everythi
 	@echo "make check: all passed"
 
 clean:
-	rm -rf out build .pybuild deb_dist dist *.egg-info .pytest_cache
+	rm -rf out build .pybuild deb_dist dist *.egg-info .pytest_cache memccp-py.deb
 	-dh_clean 2>/dev/null

@@ -163,8 +163,20 @@ def _bulk(group) -> None:
     add("-0", "--null", action="store_true", help="names in --files-from end with NUL, not newline")
 
 
+def _index_name(text: str) -> str:
+    if not text or "/" in text or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file name (as in nginx's index directive)")
+    return text
+
+
 def _nginx(group) -> None:
     add = group.add_argument
+    add("--suffix", default="", metavar="STR",
+        help='append STR to every key (e.g. ? for nginx keys set as "$uri?$args")')
+    add("--index", action="append", default=[], type=_index_name, metavar="NAME",
+        help="with --docroot: also store each DIR/NAME under /DIR/ (/NAME under /), as nginx's "
+             "index directive would serve it; repeatable, the first NAME found in a "
+             "directory wins")
     add("--escape", choices=("none", "nginx"), default="none",
         help="nginx: escape keys as nginx's memcached module does (space, %%, control bytes "
              "become %%XX) (default none)")
@@ -184,6 +196,9 @@ def _servers(group) -> None:
              "or neither the request under way finished nor 64 KiB sent or received in that "
              "time. A slow but live link never times out; a stalled, trickling or flooding "
              f"peer fails within SECONDS of its last progress (default {DEFAULT_TIMEOUT:g})")
+    add("--wait", type=_seconds, metavar="SECONDS",
+        help="before copying, wait up to SECONDS until every server answers "
+             "(e.g. right after memcached starts); exit 1 if one does not")
     add("--retry-timeout", type=_rest_seconds, default=DEFAULT_RETRY_TIMEOUT, metavar="SECONDS",
         help="after a server fails, the files meant for it fail at once for SECONDS, then it "
              "is tried again, so a restarted server is used again "

@@ -76,6 +76,11 @@ def printable(text: str) -> str:
     return text.translate(_CONTROLS)
 
 
+def directory_uri(uri: bytes) -> bytes:
+    """The URI of the directory holding *uri*: ``/docs/index.html`` -> ``/docs/``, ``/a`` -> ``/``."""
+    return uri[:uri.rindex(b"/") + 1]
+
+
 def show(data: bytes) -> str:
     """Printable form of a key or file name: undecodable bytes and control characters as \\xNN."""
     return data.decode("utf-8", "backslashreplace").translate(_CONTROLS)

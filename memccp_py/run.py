@@ -86,6 +86,8 @@ def _check(args: argparse.Namespace, password: str | None) -> None:
                          "(--password, --password-file or MEMCACHED_PASSWORD)")
     if args.files_from.count("-") + args.files.count("-") > 1:
         raise UsageError("standard input (-) can be read once: as one FILE or one --files-from")
+    if args.index and args.base is None:
+        raise UsageError("--index needs --docroot: only then are keys URIs with directories")
 
 
 def _open_lists(names: list[str], stdin: io.TextIOBase) -> list[io.BufferedIOBase]:
@@ -119,6 +121,10 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | Non
                             format="memccp: debug: %(name)s: %(message)s")
         err.write(f"memccp: debug: servers {', '.join(map(str, servers))}; "
                   f"distribution {args.distribution}, hash {args.hash}\n")
+    if args.wait is not None:
+        from memccp_py.wait import wait_for_servers
+
+        wait_for_servers(servers, args.wait, args.timeout)
     cluster = Cluster(servers, distribution=args.distribution, hash_name=args.hash,
                       timeout=args.timeout, username=args.username, password=password,
                       retry_timeout=args.retry_timeout)
@@ -132,7 +138,8 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | Non
     jobs = make_jobs(all_paths(files, lists, args.null, args.recursive, wanted, args.base),
                      key=None if args.key is None else os.fsencode(args.key),
                      mode=key_mode(args), base=args.base, prefix=os.fsencode(args.prefix),
-                     escape=args.escape, unique_keys=args.unique_keys)
+                     escape=args.escape, unique_keys=args.unique_keys,
+                     suffix=os.fsencode(args.suffix), index=args.index)
     options = Options(op=args.op, flags=args.flags, exptime=args.expire,
                       buffered=args.buffer or bool(args.files_from) or args.recursive
                       or args.base is not None,

@@ -1,6 +1,6 @@
 """Which files to copy and under which keys: positional FILEs (directories walked with -r),
 --files-from lists, --include/--exclude, and the key rules (--key, --basename/--relative/
---absolute, --docroot, --prefix, --escape)."""
+--absolute, --docroot, --prefix, --suffix, --escape, --index)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import os
 from collections import abc
 
 from memccp_py.copier import Job, Notice
-from memccp_py.keys import key_for_path, nginx_escape, show, uri_key
+from memccp_py.keys import directory_uri, key_for_path, nginx_escape, show, uri_key
 from memccp_py.reading import Stdin
 from memccp_py.walker import Found, Skipped, Tree, walk
 
@@ -77,8 +77,11 @@ def all_paths(files: abc.Sequence[str | Stdin], lists: abc.Sequence[io.BufferedI
 
 def make_jobs(entries: abc.Iterable[Found | Skipped | str], *, key: bytes | None = None,
               mode: str = "basename", base: str | None = None, prefix: bytes = b"",
-              escape: str = "none", unique_keys: bool = False) -> abc.Iterator[Job | Notice]:
+              escape: str = "none", unique_keys: bool = False, suffix: bytes = b"",
+              index: abc.Sequence[str] = ()) -> abc.Iterator[Job | Notice]:
     """A Job for every file, with the key the options give it; a Notice for what is skipped.
+    With *base* and *index*, a second Job for an index file, keyed by its directory's URI
+    (``/docs/``, ``/``).
 
     Two files with one key: a warning naming both, the last is stored (with *unique_keys*:
     the second is an error and is not stored)."""
@@ -92,29 +95,44 @@ def make_jobs(entries: abc.Iterable[Found | Skipped | str], *, key: bytes | None
             else:
                 yield Notice(entry.path, entry.reason)
             continue
-        path, problem = entry.path, None
+        path, problem, uri = entry.path, None, None
         if key is not None:
             name = key
         elif isinstance(entry, Stdin):
             name = b"-"  # as C memccp: standard input is stored under "-"
         elif base is not None:
             try:
-                name = uri_key(path, base)
+                name = uri = uri_key(path, base)
             except ValueError as exc:
                 name, problem = b"", str(exc)
         else:
             name = key_for_path(path, mode)
-        name = prefix + name
-        stored = nginx_escape(name) if escape == "nginx" else name
-        if problem is None and key is None:
-            earlier = first.get(stored)
-            if earlier is None:
-                first[stored] = path
-            else:
-                same = f"same key '{show(stored)}' as {show(os.fsencode(earlier))}"
-                if unique_keys:
-                    problem = same + ": not stored (--unique-keys)"
+        names = [prefix + name + suffix]
+        if uri is not None and index and serves_directory(entry.real, index):
+            names.append(prefix + directory_uri(uri) + suffix)
+        for name in names:
+            stored = nginx_escape(name) if escape == "nginx" else name
+            job_problem = problem
+            if problem is None and key is None:
+                earlier = first.get(stored)
+                if earlier is None:
+                    first[stored] = path
                 else:
-                    yield Notice(path, same + ": the last one is stored"
-                                 + (" (--docroot DIR keys files by their path)" if base is None else ""))
-        yield Job(path, stored, problem, name, entry)
+                    same = f"same key '{show(stored)}' as {show(os.fsencode(earlier))}"
+                    if unique_keys:
+                        job_problem = same + ": not stored (--unique-keys)"
+                    else:
+                        yield Notice(path, same + ": the last one is stored" +
+                                     (" (--docroot DIR keys files by their path)" if base is None else ""))
+            yield Job(path, stored, job_problem, name, entry)
+
+
+def serves_directory(path: str, index: abc.Sequence[str]) -> bool:
+    """Whether *path* is what nginx's ``index NAMES`` serves for its directory: its base
+    name is one of the names, it is a readable file, and no name listed before it exists
+    there."""
+    directory, name = os.path.split(path)
+    if name not in index or not os.path.isfile(path) or not os.access(path, os.R_OK):
+        return False  # a file that cannot be copied is reported once, for its own key
+    earlier = index[:index.index(name)]
+    return not any(os.path.isfile(os.path.join(directory, other)) for other in earlier)

@@ -2,7 +2,9 @@
 
 import pytest
 
-from memccp_py.keys import key_for_path, key_problem, key_warning, nginx_escape, uri_key
+from memccp_py.keys import (
+    directory_uri, key_for_path, key_problem, key_warning, nginx_escape, uri_key,
+)
 
 
 @pytest.mark.parametrize("key, problem", [
@@ -72,3 +74,13 @@ def test_uri_key_outside_base(path, base):
     """A file outside --docroot has no URI: ValueError."""
     with pytest.raises(ValueError):
         uri_key(path, base)
+
+
+@pytest.mark.parametrize("uri, directory", [
+    (b"/index.html", b"/"),
+    (b"/docs/index.html", b"/docs/"),
+    (b"/a/b c/index.htm", b"/a/b c/"),
+])
+def test_directory_uri(uri, directory):
+    """--index: an index file's directory URI keeps its trailing slash, / at the top."""
+    assert directory_uri(uri) == directory

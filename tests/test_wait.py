@@ -1,0 +1,189 @@
+"""--wait=SECONDS: copy once every server answers a binary NOOP; give up after SECONDS."""
+
+import os
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from conftest import MEMCACHED, Memcached, free_port, text_get, wait_until_answers
+from helpers import run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def listener(port: int) -> socket.socket:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(8)
+    sock.settimeout(30)
+    return sock
+
+
+@pytest.fixture
+def text_only_peer():
+    """A peer that answers every connection with a text-protocol ERROR line (not memcached's
+    binary protocol); yields its port."""
+    sock = listener(free_port())
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(24)
+                conn.sendall(b"ERROR\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield sock.getsockname()[1]
+    stop.set()
+    sock.shutdown(socket.SHUT_RDWR)  # wakes the accept()
+    sock.close()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_wait_until_memcached_starts(tmp_path):
+    """--wait=60 keeps asking a port that hangs up, then copies once memcached listens there:
+    exit 0, no output, the file stored."""
+    page = tmp_path / "page.html"
+    page.write_bytes(b"<p>warm</p>")
+    port = free_port()
+    silent = listener(port)  # a server still starting: accepts, answers nothing, hangs up
+    proc = subprocess.Popen(["/usr/bin/python3", "-m", "memccp_py", "--wait=60",
+                             f"--servers=127.0.0.1:{port}", "--key=/page.html", str(page)],
+                            env=dict(os.environ, PYTHONPATH=ROOT),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    server = None
+    try:
+        for _ in range(2):  # two attempts seen: memccp is waiting, not failing
+            conn, _ = silent.accept()
+            conn.close()
+        silent.close()
+        assert proc.poll() is None
+        user = ["-u", "root"] if os.geteuid() == 0 else []
+        server = subprocess.Popen([MEMCACHED, "-l", "127.0.0.1", "-p", str(port), "-U", "0", *user],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until_answers("127.0.0.1", port, server)
+        out, err = proc.communicate(timeout=60)
+        assert (proc.returncode, out, err) == (0, b"", b"")
+        assert text_get(Memcached("127.0.0.1", port, server), b"/page.html") == (0, b"<p>warm</p>")
+    finally:
+        silent.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+
+
+@pytest.mark.parametrize("buffer", [[], ["-B"]])
+def test_wait_gives_up_on_a_silent_server(memcached, tmp_path, capsys, buffer):
+    """--wait=0.3 with one of two servers refusing connections: one error line naming it,
+    exit 1, nothing stored on the server that answered."""
+    page = tmp_path / "page.html"
+    page.write_bytes(b"x")
+    port = free_port()
+    code, out, err = run(capsys, *buffer, "--wait=0.3",
+                         f"--servers={memcached.address},127.0.0.1:{port}", str(page))
+    assert (code, out) == (1, "")
+    assert err == (f"memccp: --wait=0.3: server 127.0.0.1:{port} did not answer in time: "
+                   "connection refused\n")
+    assert text_get(memcached, b"page.html") is None
+
+
+@pytest.mark.parametrize("buffer", [[], ["-B"]])
+def test_wait_rejects_a_text_only_peer(memcached, text_only_peer, tmp_path, capsys, buffer):
+    """A peer answering in the text protocol (like a text-only proxy) never counts as ready."""
+    page = tmp_path / "page.html"
+    page.write_bytes(b"x")
+    code, out, err = run(capsys, *buffer, "--wait=0.3", f"--servers=127.0.0.1:{text_only_peer}",
+                         str(page))
+    assert (code, out) == (1, "")
+    assert err == (f"memccp: --wait=0.3: server 127.0.0.1:{text_only_peer} did not answer in "
+                   "time: the answer is not memcached's binary protocol\n")
+
+
+def test_wait_with_ready_servers_copies(memcached_cluster, tmp_path, capsys):
+    """--wait with every server up copies at once as without it (-v lists the key)."""
+    page = tmp_path / "page.html"
+    page.write_bytes(b"ready")
+    servers = ",".join(s.address for s in memcached_cluster)
+    code, out, err = run(capsys, "--wait=5", f"--servers={servers}", "--distribution=all", "-v",
+                         str(page))
+    assert (code, out, err) == (0, "page.html\n", "memccp: 1 file, 1 stored (5 bytes), 0 failed\n")
+    for server in memcached_cluster:
+        assert text_get(server, b"page.html") == (0, b"ready")
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "3601"])
+def test_wait_bad_value_is_usage_error(memcached, tmp_path, capsys, value):
+    """--wait outside 0 < SECONDS <= 3600 is a usage error (exit 2), nothing stored."""
+    page = tmp_path / "page.html"
+    page.write_bytes(b"x")
+    code, out, err = run(capsys, f"--wait={value}", f"--servers={memcached.address}", str(page))
+    assert (code, out) == (2, "")
+    assert "argument --wait" in err and "Traceback" not in err
+    assert text_get(memcached, b"page.html") is None
+
+
+def test_wait_for_a_unix_socket_memcached(tmp_path):
+    """--wait with a unix socket server: memccp keeps asking while the socket hangs up, then
+    copies once memcached -s listens on that path: exit 0, no output, the file stored."""
+    page = tmp_path / "page.html"
+    page.write_bytes(b"<p>unix</p>")
+    path = str(tmp_path / "mc.sock")
+    silent = socket.socket(socket.AF_UNIX)
+    silent.bind(path)
+    silent.listen(8)
+    silent.settimeout(30)
+    proc = subprocess.Popen(["/usr/bin/python3", "-m", "memccp_py", "--wait=60", f"--servers={path}",
+                             "--key=/page.html", str(page)], env=dict(os.environ, PYTHONPATH=ROOT),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    server = None
+    try:
+        for _ in range(2):  # two attempts seen: memccp is waiting, not failing
+            conn, _ = silent.accept()
+            conn.close()
+        silent.close()
+        os.unlink(path)
+        assert proc.poll() is None
+        user = ["-u", "root"] if os.geteuid() == 0 else []
+        server = subprocess.Popen([MEMCACHED, "-s", path, *user], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        out, err = proc.communicate(timeout=60)
+        assert (proc.returncode, out, err) == (0, b"", b"")
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(5)
+            sock.connect(path)
+            sock.sendall(b"mg /page.html v f t\r\n")
+            reply = b""
+            while not reply.endswith(b"\r\n<p>unix</p>\r\n"):
+                chunk = sock.recv(1000)
+                assert chunk, reply
+                reply += chunk
+            assert reply == b"VA 11 f0 t-1\r\n<p>unix</p>\r\n"
+    finally:
+        silent.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        if server is not None:
+            server.terminate()
+            server.wait(10)
+
+
+def test_wait_gives_up_on_a_missing_unix_socket(tmp_path, capsys):
+    """--wait=0.2 with a unix socket path nobody listens on: one line naming it, exit 1."""
+    page = tmp_path / "page.html"
+    page.write_bytes(b"x")
+    path = tmp_path / "none.sock"
+    assert run(capsys, "--wait=0.2", f"--servers={path}", str(page)) == (
+        1, "", f"memccp: --wait=0.2: server {path} did not answer in time: no such file or directory\n")
