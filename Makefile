@@ -7,7 +7,7 @@ DEB     := out/memccp-py_$(VERSION)_all.deb
 DEBPATH := env PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
 .PHONY: all test man deb lintian install uninstall e2e divert-test pypi-test stdeb autopkgtest \
-        bench demo check clean
+        bench demo check clean mutants
 
 all: test
 
@@ -37,7 +37,7 @@ uninstall:
 	apt-get purge -y memccp-py
 
 e2e: install               ## end-to-end tests of the installed package with nginx
-	$(PYTHON) -m pytest -q tests/e2e
+	MEMCCP_E2E=installed $(PYTHON) -m pytest -q -rs tests/e2e
 
 divert-test: $(DEB)        ## install/remove/purge beside libmemcached-tools' memccp
 	sh tools/divert-test $(DEB)
@@ -50,6 +50,9 @@ stdeb:                     ## the alternative route: stdeb's bdist_deb
 
 autopkgtest: $(DEB)        ## the package's autopkgtest, on this machine
 	autopkgtest -B $(DEB) . -- null
+
+mutants:                   ## apply behaviour-changing mutations to a copy; the unit suite must fail each
+	$(PYTHON) tools/mutants
 
 bench:                     ## benchmarks (see bench/README.md)
 	$(PYTHON) bench/bench_load.py

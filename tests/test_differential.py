@@ -4,7 +4,6 @@ the same, but for the documented differences listed (with their reason) in ALLOW
 difference fails; so does an allowed one that went away (update the list and the manual)."""
 
 import os
-import shutil
 import socket
 import subprocess
 import sys

@@ -7,11 +7,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 
 import pytest
 
-from conftest import MEMCACHED, NO_SERVER, free_port, start_memcached, stop, text_command, text_get
+from conftest import NO_SERVER, free_port, start_memcached, stop, text_command, text_get
 from helpers import run
 
 
@@ -207,22 +206,10 @@ def test_silent_unix_socket_times_out(good, tmp_path, capsys):
 
 def test_unix_socket_server(good, tmp_path, capsys):
     """A memcached on a unix socket (memcached -s PATH) is a server like any other."""
-    path = str(tmp_path / "mc.sock")
-    user = ["-u", "root"] if os.geteuid() == 0 else []
-    proc = subprocess.Popen([MEMCACHED, "-s", path, *user], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    server = start_memcached(unix_path=str(tmp_path / "mc.sock"))
     try:
-        for _ in range(200):
-            if os.path.exists(path):
-                break
-            time.sleep(0.02)
-        assert run(capsys, "-v", "-s", path, str(good)) == (
+        assert run(capsys, "-v", "-s", server.address, str(good)) == (
             0, "good.txt\n", "memccp: 1 file, 1 stored (4 bytes), 0 failed\n")
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.connect(path)
-            sock.sendall(b"get good.txt\r\n")
-            time.sleep(0.2)
-            assert sock.recv(1000) == b"VALUE good.txt 0 4\r\ngood\r\nEND\r\n"
+        assert text_get(server, b"good.txt") == (0, b"good")
     finally:
-        proc.terminate()
-        proc.wait()
+        stop(server)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import MEMCACHED, free_port, start_memcached, stop, text_command, text_get
+from conftest import MEMCACHED, free_port, start_memcached, stop, text_get
 from helpers import run
 from memccp_py.cluster import Cluster
 from memccp_py.servers import parse_servers

@@ -9,7 +9,6 @@ import sys
 import pytest
 
 from conftest import text_get, ttl
-from helpers import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -3,7 +3,6 @@
 import os
 import signal
 import subprocess
-import time
 
 from conftest import start_memcached, stop, text_get
 
@@ -22,8 +21,8 @@ def test_ctrl_c(memcached, tmp_path):
     fifo = tmp_path / "names"
     os.mkfifo(fifo)
     proc = memccp("-s", memcached.address, f"--files-from={fifo}")
-    with open(fifo, "w") as names:  # opened, never closed until after the signal
-        time.sleep(0.5)
+    # open() returns once memccp opened the list: it is past start-up and waiting for names
+    with open(fifo, "w"):  # never closed until after the signal
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=10)
     assert (proc.returncode, out, err) == (130, b"", b"memccp: interrupted\n")

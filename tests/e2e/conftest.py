@@ -27,6 +27,8 @@ from typing import Callable, Iterator, List, NamedTuple, Sequence, Tuple
 
 import pytest
 
+from conftest import free_port
+
 MEMCCP = "/usr/bin/memccp"
 NGINX = "/usr/sbin/nginx"
 DASH = "/bin/dash"
@@ -40,13 +42,6 @@ SYSTEM_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C.UTF-8"}
 
 # urllib without proxies from the environment: nginx listens on 127.0.0.1 only.
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def run_installed(argv: Sequence[str], env: dict = None, **kwargs) -> subprocess.CompletedProcess:
@@ -66,14 +61,59 @@ def memccp_version() -> str:
     return result.stdout if result.returncode == 0 else ""
 
 
-@pytest.fixture(scope="session")
-def installed_memccp() -> str:
-    """Path of the installed memccp-py; skip the test when /usr/bin/memccp is another one."""
+#: MEMCCP_E2E=installed (make e2e, the package's autopkgtest): test /usr/bin/memccp, and fail
+#: when it is not memccp-py or not this checkout's build. Otherwise the checkout is tested.
+WANT_INSTALLED = os.environ.get("MEMCCP_E2E") == "installed"
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def _installed_module_dir() -> Path:
+    """Where the system's python3 imports memccp_py from (never this checkout)."""
+    result = run_installed(["/usr/bin/python3", "-I", "-c",
+                            "import memccp_py, os; print(os.path.dirname(memccp_py.__file__))"],
+                           cwd="/")
+    if result.returncode != 0:
+        pytest.fail(f"memccp_py is not installed for /usr/bin/python3: {result.stderr.strip()}")
+    return Path(result.stdout.strip())
+
+
+def _checked_installed() -> str:
+    """/usr/bin/memccp, after checking it is memccp-py built from this very checkout."""
     version = memccp_version()
     if "memccp-py" not in version:
-        pytest.skip(f"{MEMCCP} is not memccp-py's ({version.strip() or 'missing'}): "
-                    "install the .deb first (make install)")
+        pytest.fail(f"MEMCCP_E2E=installed, but {MEMCCP} is not memccp-py's "
+                    f"({version.strip() or 'missing'}): make install")
+    source = CHECKOUT / "memccp_py"
+    if source.is_dir():  # an autopkgtest copies the tests alone: nothing to compare with
+        installed = _installed_module_dir()
+        stale = sorted(p.name for p in source.glob("*.py")
+                       if not (installed / p.name).is_file()
+                       or (installed / p.name).read_bytes() != p.read_bytes())
+        if stale:
+            pytest.fail(f"the installed memccp-py is not this checkout's build ({installed}: "
+                        f"{', '.join(stale)} differ): make install")
     return MEMCCP
+
+
+@pytest.fixture(scope="session")
+def memccp_program(tmp_path_factory) -> str:
+    """The memccp under test: the installed one (MEMCCP_E2E=installed, checked), else a
+    launcher of this checkout, so the suite runs before any package is built."""
+    if WANT_INSTALLED:
+        return _checked_installed()
+    launcher = tmp_path_factory.mktemp("checkout-bin") / "memccp"
+    launcher.write_text(f"#!/bin/sh\nPYTHONPATH='{CHECKOUT}' exec /usr/bin/python3 -m memccp_py \"$@\"\n")
+    launcher.chmod(0o755)
+    return str(launcher)
+
+
+@pytest.fixture(scope="session")
+def installed_memccp() -> str:
+    """/usr/bin/memccp of the installed package, for what only the package has (its unit,
+    completion, man page): with MEMCCP_E2E=installed checked, else skipped with the reason."""
+    if not WANT_INSTALLED:
+        pytest.skip("tests what the package installs: run with MEMCCP_E2E=installed (make e2e)")
+    return _checked_installed()
 
 
 def memcached_location(memcached_pass: str, extra: str = "", path: str = "/") -> str:

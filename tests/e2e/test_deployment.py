@@ -1,12 +1,14 @@
-"""The deployment end to end: the installed memccp fills memcached, nginx serves it."""
+"""The deployment end to end: memccp (the checkout, or the installed package with
+MEMCCP_E2E=installed) fills memcached, nginx serves it."""
 
 import gzip
+import os
 import random
 from pathlib import Path
 
 import pytest
 
-from .conftest import DASH, SEED_LOOP, have, memcached_location, run_installed
+from .conftest import DASH, SEED_LOOP, SYSTEM_ENV, have, memcached_location, run_installed
 
 pytestmark = [pytest.mark.installed, pytest.mark.nginx]
 
@@ -26,14 +28,16 @@ def gif_files(count: int = 20, seed: int = 20261125) -> dict:
 
 
 def test_seed_loop_then_nginx_serves_every_file_byte_identical(
-        installed_memccp, memcached, nginx, web_root):
+        memccp_program, memcached, nginx, web_root):
     """The deployment's dash loop copies every .gif under its URI path, silently and with
     exit 0; nginx then serves each one byte-identical, and a missing path is a 404."""
     files = gif_files()
     base = web_root(files)
     server = nginx(memcached_location(memcached.address))
 
-    result = run_installed([DASH, "-c", SEED_LOOP], env={"BASE": str(base), "PORT": str(memcached.port)})
+    path = f"{os.path.dirname(memccp_program)}:{SYSTEM_ENV['PATH']}"  # memccp as the loop finds it
+    result = run_installed([DASH, "-c", SEED_LOOP], env={"BASE": str(base), "PORT": str(memcached.port),
+                                                         "PATH": path})
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
     for path, content in files.items():

@@ -1,4 +1,4 @@
-"""A docroot an attacker can write to, loaded as root with the installed memccp and served
+"""A docroot an attacker can write to, loaded as root with memccp and served
 by a real nginx: what leaves the tree, /proc and special files are never served."""
 
 import os
@@ -10,7 +10,7 @@ from .conftest import memcached_location, run_installed
 pytestmark = [pytest.mark.installed, pytest.mark.nginx]
 
 
-def test_hostile_tree_serves_only_the_tree(installed_memccp, memcached, nginx, web_root, tmp_path):
+def test_hostile_tree_serves_only_the_tree(memccp_program, memcached, nginx, web_root, tmp_path):
     """Links to a secret and to /proc/self/environ, a FIFO and a link loop in the docroot:
     nginx serves the real files and none of those; memccp warns of each and exits 0."""
     secret = tmp_path / "shadow"
@@ -22,7 +22,7 @@ def test_hostile_tree_serves_only_the_tree(installed_memccp, memcached, nginx, w
     (base / "logo.gif").symlink_to("img/a.gif")
     os.mkfifo(base / "pipe")
     server = nginx(memcached_location(memcached.address))
-    result = run_installed([installed_memccp, f"--servers={memcached.address}", f"--docroot={base}",
+    result = run_installed([memccp_program, f"--servers={memcached.address}", f"--docroot={base}",
                             "-r", str(base)], env={"MEMCACHED_PASSWORD": "do-not-serve"})
     assert (result.returncode, result.stdout) == (0, "")
     warnings = sorted(line.split(": warning: ")[0] for line in result.stderr.splitlines())

@@ -11,7 +11,6 @@ import urllib.parse
 import pytest
 
 from conftest import text_get
-from memccp_py.keys import nginx_escape
 from .conftest import memcached_location, run_installed, upstream_block
 
 pytestmark = [pytest.mark.installed, pytest.mark.nginx]
@@ -37,28 +36,35 @@ def bulk_load(memccp, base, *options):
                          input=names.decode("utf-8", "surrogateescape"))
 
 
+def nginx_escape(key: bytes) -> bytes:
+    """$memcached_key as nginx's memcached module sends it (ngx_escape_uri, memcached table):
+    space, % and the bytes 0x00-0x1F as %XX, everything else as it is. Written here from
+    nginx's table, not taken from memccp_py."""
+    return b"".join(b"%%%02X" % c if c <= 0x20 or c == 0x25 else bytes([c]) for c in key)
+
+
 def quoted(path: str) -> str:
     return urllib.parse.quote(path, safe="/")
 
 
-def test_bulk_odd_names_served_by_nginx(installed_memccp, memcached, nginx, web_root):
+def test_bulk_odd_names_served_by_nginx(memccp_program, memcached, nginx, web_root):
     """One bulk run stores names with spaces, %, UTF-8; nginx serves each byte-identical."""
     files = odd_files()
     base = web_root(files)
     server = nginx(memcached_location(memcached.address))
-    result = bulk_load(installed_memccp, base, f"--servers={memcached.address}")
+    result = bulk_load(memccp_program, base, f"--servers={memcached.address}")
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     for path, content in files.items():
         status, body, _ = server.get(quoted(path))
         assert (status, body == content) == (200, True), path
 
 
-def test_gzip_flag(installed_memccp, memcached, nginx, web_root):
+def test_gzip_flag(memccp_program, memcached, nginx, web_root):
     """--gzip=2 with memcached_gzip_flag 2: Content-Encoding gzip, the original after gunzip."""
     css = b"body { color: red }\n" * 500
     base = web_root({"/site.css": css, "/noise.bin": os.urandom(3000)})
     server = nginx(memcached_location(memcached.address, "memcached_gzip_flag 2;"))
-    result = run_installed([installed_memccp, f"--servers={memcached.address}", f"--docroot={base}",
+    result = run_installed([memccp_program, f"--servers={memcached.address}", f"--docroot={base}",
                             "--gzip=2", "-r", str(base)])
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     status, body, headers = server.get("/site.css")
@@ -74,7 +80,7 @@ def test_gzip_flag(installed_memccp, memcached, nginx, web_root):
     ("hash $memcached_key;", "nginx-hash"),
 ])
 @pytest.mark.parametrize("weights", [(1, 1, 1), (1, 3, 2)])
-def test_three_server_upstream(installed_memccp, memcached_cluster, nginx, web_root,
+def test_three_server_upstream(memccp_program, memcached_cluster, nginx, web_root,
                                directive, distribution, weights):
     """With --distribution matching the upstream's hash (and weights), nginx finds every file,
     and each file is on exactly one of the three servers."""
@@ -83,7 +89,7 @@ def test_three_server_upstream(installed_memccp, memcached_cluster, nginx, web_r
     servers = [f"{s.address} weight={w}" for s, w in zip(memcached_cluster, weights)]
     server = nginx(memcached_location("mc"), upstreams=upstream_block("mc", servers, directive))
     spec = ",".join(f"{s.address}:{w}" for s, w in zip(memcached_cluster, weights))
-    result = bulk_load(installed_memccp, base, f"--servers={spec}", f"--distribution={distribution}")
+    result = bulk_load(memccp_program, base, f"--servers={spec}", f"--distribution={distribution}")
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     held = [0, 0, 0]
     for path, content in files.items():

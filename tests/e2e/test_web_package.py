@@ -55,14 +55,14 @@ def stored_keys(server) -> set:
       b"127.0.0.1/docs/guide.html?", b"127.0.0.1/img/logo.gif?", b"127.0.0.1/my%20docs/index.html?",
       b"127.0.0.1/my%20docs/?"}),
 ])
-def test_suffix_and_index_served_by_nginx(installed_memccp, memcached, nginx, web_root,
+def test_suffix_and_index_served_by_nginx(memccp_program, memcached, nginx, web_root,
                                           key, prefix, keys):
     """--suffix=? --index=index.html: nginx keyed by "$uri?$args" serves every file, / and
     /docs/ from their index.html, "/my docs/" escaped; a directory without an index and a
     request with arguments fall back (404)."""
     base = web_root(SITE)
     server = nginx(location(memcached.address, key))
-    result = run_installed([installed_memccp, f"--servers={memcached.address}", f"--docroot={base}",
+    result = run_installed([memccp_program, f"--servers={memcached.address}", f"--docroot={base}",
                             "--recursive", "--escape=nginx", "--suffix=?", "--index=index.html",
                             *prefix, str(base)])
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
