@@ -3,7 +3,6 @@ what went wrong to the exit statuses the manual documents."""
 
 from __future__ import annotations
 
-import os
 import sys
 
 from memccp_py.definition import build_parser
