@@ -146,7 +146,10 @@ def via_helper(directory):
         return 70
     if status.startswith(b"K"):  # the worker was killed by a signal: so is this process
         signum = int(status[1:])
-        _signal.signal(signum, _signal.SIG_DFL)
+        try:
+            _signal.signal(signum, _signal.SIG_DFL)
+        except (OSError, ValueError):  # SIGKILL, SIGSTOP: no handler to reset
+            pass
         os.kill(os.getpid(), signum)
         return 128 + signum
     return int(status[1:])
@@ -216,6 +219,6 @@ def main():
     for signum in PENDING:  # what the signal would have done to an in-process run
         os.kill(os.getpid(), signum)
     start_helper(directory)
-    return in_process("no helper took the call (one is starting)")
+    return in_process("no helper took the call; one is starting")
 
 
