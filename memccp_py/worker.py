@@ -141,12 +141,7 @@ def _call(helper, conn: socket.socket, fds: list[int], fields: list[bytes]) -> i
     os.fchdir(fds[0])
     os.close(fds[0])
     os.umask(umask)
-    environ = os.environb
-    environ.clear()
-    for entry in fields[17 + argc:]:
-        key, sep, value = entry.partition(b"=")
-        if sep and key:
-            environ[key] = value
+    _set_environment(fields[17 + argc:])
     given = iter(fds[1:])
     for fd in (0, 1, 2):
         if open_mask[fd] == "1":
@@ -160,6 +155,21 @@ def _call(helper, conn: socket.socket, fds: list[int], fields: list[bytes]) -> i
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = streams
     sys.argv = ["memccp", *argv]
     return _main(helper, argv)
+
+
+def _set_environment(entries: list[bytes]) -> None:
+    """Make os.environ the client's (touching only what differs: usually nothing)."""
+    wanted = {}
+    for entry in entries:
+        key, sep, value = entry.partition(b"=")
+        if sep and key:
+            wanted[key] = value
+    environ = os.environb
+    for key in [key for key in environ if key not in wanted]:
+        del environ[key]
+    for key, value in wanted.items():
+        if environ.get(key) != value:
+            environ[key] = value
 
 
 def _stream(fd: int, encoding: bytes, errors: bytes, line_buffering: bytes, write_through: bytes):

@@ -365,7 +365,7 @@ def test_other_user_refused(memcached):
                 os.chmod(path, 0o711)
             os.chmod(os.path.join(runner.directory, "socket"), 0o777)
             code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from memccp_py import client; "
-                    "print(client.via_helper(sys.argv.pop(1)))")
+                    "print(client.via_helper(sys.argv.pop(1).encode()))")
             proc = subprocess.run(
                 ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3",
                  "-IS", "-c", code, top, runner.directory, "-s", memcached.address, "--key=stolen", "/etc/hostname"],
