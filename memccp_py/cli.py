@@ -73,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "SASL password when --username is given without --password or "
                     "--password-file. Exit "
                     "status: 0 all files stored, 1 some file or server failed, 2 usage error, "
-                    "130 interrupted.")
+                    "130 interrupted. Calls are run by a warm helper process of the same user "
+                    "(started by the first call, gone after MEMCCP_HELPER_IDLE seconds without "
+                    "calls, default 5); MEMCCP_HELPER=off runs each call in its own process.")
     parser.man_short_description = "copy files into memcached under chosen keys"
     add = parser.add_argument
     add("files", nargs="*", metavar="FILE", help="files to copy")
