@@ -22,6 +22,12 @@ FS_ENCODING = sys.getfilesystemencoding()
 S_IFMT, S_IFDIR = 0o170000, 0o040000
 
 
+def installation() -> bytes:
+    """This installation's name: each (a checkout, the package) has its own helper."""
+    st = posix.stat(__file__.rpartition("/")[0] or ".")
+    return b"%x-%x" % (st.st_dev, st.st_ino)
+
+
 def fsencode(text: str) -> bytes:
     return text.encode(FS_ENCODING, "surrogateescape")
 
@@ -114,7 +120,7 @@ def via_helper(directory: bytes):
             return None
         try:
             sock.settimeout(ACCEPT_TIMEOUT)
-            sock.connect(directory + b"/socket")
+            sock.connect(directory + b"/socket." + installation())
             if peer_uid(sock) != posix.getuid():
                 return None
             for signum in FORWARDED:
@@ -187,7 +193,7 @@ def start_helper(directory: bytes) -> None:
         posix.closerange(3, max(posix.sysconf("SC_OPEN_MAX"), 1024))
         posix.chdir("/")
         code = (f"import sys; sys.path.insert(0, {home!r}); from memccp_py.helper import serve; "
-                f"serve({directory.decode(FS_ENCODING, 'surrogateescape')!r})")
+                f"serve({directory.decode(FS_ENCODING, 'surrogateescape')!r}, {installation().decode()!r})")
         posix.execv(sys.executable, [sys.executable, "-I", "-c", code])
     finally:
         posix._exit(0)

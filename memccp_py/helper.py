@@ -33,9 +33,9 @@ SPARE_DELAY = 0.02  # seconds a call runs before the next worker is forked anywa
 SPARE_FAILURES = 3  # workers that die before taking a call, in a row, before the helper gives up
 
 
-def serve(directory: str) -> None:
-    """Serve calls on DIRECTORY/socket until idle or outdated; return at once if another
-    helper holds DIRECTORY/lock."""
+def serve(directory: str, name: str) -> None:
+    """Serve calls on DIRECTORY/socket.NAME until idle or outdated; return at once if
+    another helper holds DIRECTORY/lock.NAME (NAME: the installation's)."""
     import fcntl
 
     while True:  # descriptors 0-2 taken, so that no connection or lock can be one of them
@@ -44,7 +44,7 @@ def serve(directory: str) -> None:
             os.close(null)
             break
         os.set_inheritable(null, True)
-    lock = os.open(os.path.join(directory, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    lock = os.open(os.path.join(directory, f"lock.{name}"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -52,7 +52,7 @@ def serve(directory: str) -> None:
         return
     os.ftruncate(lock, 0)
     os.write(lock, b"%d\n" % os.getpid())
-    path = os.path.join(directory, "socket")
+    path = os.path.join(directory, f"socket.{name}")
     try:
         listener = _listen(path)
     except OSError:

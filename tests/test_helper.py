@@ -46,7 +46,8 @@ class Memccp:
     """Runs a checkout's bin/memccp with the helper on or off and a private runtime dir."""
 
     def __init__(self, mode: str, runtime, root: str = ROOT, idle: str = "60") -> None:
-        self.mode, self.runtime, self.bin = mode, str(runtime), os.path.join(root, "bin", "memccp")
+        self.mode, self.runtime, self.root = mode, str(runtime), root
+        self.bin = os.path.join(root, "bin", "memccp")
         self.base_env = {"PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": self.runtime,
                          "MEMCCP_HELPER": "on" if mode == "helper" else "off",
                          "MEMCCP_HELPER_IDLE": idle}
@@ -54,6 +55,11 @@ class Memccp:
     @property
     def directory(self) -> str:
         return os.path.join(self.runtime, "memccp")
+
+    def path(self, what: str) -> str:
+        """The helper's "socket" or "lock" (named after the installation, as the client does)."""
+        st = os.stat(os.path.join(self.root, "memccp_py"))
+        return os.path.join(self.directory, f"{what}.{st.st_dev:x}-{st.st_ino:x}")
 
     def env(self, **extra) -> dict:
         return dict(self.base_env, **extra)
@@ -70,7 +76,7 @@ class Memccp:
     def helper_pid(self):
         """The pid of the running helper, or None."""
         try:
-            with open(os.path.join(self.directory, "lock")) as lock:
+            with open(self.path("lock")) as lock:
                 pid = int(lock.read() or 0)
         except (OSError, ValueError):
             return None
@@ -260,7 +266,7 @@ def test_debug_says_how_the_call_ran(helper_runner, tmp_path):
     """--debug: in-process when off or while no helper runs, then 'run by the warm helper'."""
     off = helper_runner("-d", env=helper_runner.env(MEMCCP_HELPER="off"))
     assert off.stderr.decode().splitlines()[0] == "memccp: debug: run in-process (MEMCCP_HELPER=off)"
-    assert not os.path.exists(os.path.join(helper_runner.directory, "socket"))
+    assert not os.path.exists(helper_runner.path("socket"))
     first = helper_runner("-d")
     assert first.stderr.decode().splitlines()[0] == \
         "memccp: debug: run in-process (no helper took the call; one is starting)"
@@ -285,7 +291,7 @@ def test_stale_socket(helper_runner, memcached, tmp_path):
     """A socket left by a dead helper: the call runs in-process, a new helper replaces it."""
     os.mkdir(helper_runner.directory, 0o700)
     stale = socket.socket(socket.AF_UNIX)
-    stale.bind(os.path.join(helper_runner.directory, "socket"))
+    stale.bind(helper_runner.path("socket"))
     stale.close()
     (tmp_path / "f").write_bytes(b"stale")
     proc = helper_runner("-s", memcached.address, str(tmp_path / "f"))
@@ -363,7 +369,7 @@ def test_other_user_refused(memcached):
             runner.warm()
             for path in (runner.runtime, runner.directory):  # let nobody reach the socket
                 os.chmod(path, 0o711)
-            os.chmod(os.path.join(runner.directory, "socket"), 0o777)
+            os.chmod(runner.path("socket"), 0o777)
             code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from memccp_py import client; "
                     "print(client.via_helper(sys.argv.pop(1).encode()))")
             proc = subprocess.run(
@@ -406,6 +412,6 @@ def test_idle_exit(tmp_path):
     try:
         pid = runner.warm()
         wait_for(lambda: not alive(pid), "the idle helper to leave")
-        assert not os.path.exists(os.path.join(runner.directory, "socket"))
+        assert not os.path.exists(runner.path("socket"))
     finally:
         runner.stop()
