@@ -20,6 +20,8 @@ FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
 PENDING = []  # signals received before the helper took the call
 FS_ENCODING = sys.getfilesystemencoding()
 S_IFMT, S_IFDIR = 0o170000, 0o040000
+# The helper's own environment (each call brings its own): no password of the first call.
+KEPT_FOR_HELPER = (b"PATH", b"LANG", b"LC_ALL", b"LC_CTYPE", b"MEMCCP_HELPER_IDLE")
 
 
 def installation() -> bytes:
@@ -194,7 +196,8 @@ def start_helper(directory: bytes) -> None:
         posix.chdir("/")
         code = (f"import sys; sys.path.insert(0, {home!r}); from memccp_py.helper import serve; "
                 f"serve({directory.decode(FS_ENCODING, 'surrogateescape')!r}, {installation().decode()!r})")
-        posix.execv(sys.executable, [sys.executable, "-I", "-c", code])
+        env = {key: value for key, value in posix.environ.items() if key in KEPT_FOR_HELPER}
+        posix.execve(sys.executable, [sys.executable, "-I", "-c", code], env)
     finally:
         posix._exit(0)
 

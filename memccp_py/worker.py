@@ -205,7 +205,17 @@ def _main(helper, argv: list[str]) -> int:
         status = 1
     if not _flush() and status == 0:
         status = 120  # as the interpreter when flushing at exit fails
+    _let_go()
     return status
+
+
+def _let_go() -> None:
+    """Hold none of the caller's descriptors once it has its status: a $(...) reading our
+    output, or sudo's terminal, are done when the caller is."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
 
 
 def _traceback() -> None:

@@ -415,3 +415,16 @@ def test_idle_exit(tmp_path):
         assert not os.path.exists(runner.path("socket"))
     finally:
         runner.stop()
+
+
+def test_helper_keeps_no_secret_of_the_first_call(helper_runner, memcached, tmp_path):
+    """The helper started by a call with a password carries neither its arguments nor its
+    environment (MEMCACHED_PASSWORD) in its own /proc entries."""
+    (tmp_path / "f").write_bytes(b"x")
+    first = helper_runner("-u", "bob", "-p", "hunter2-arg", "-s", memcached.address, str(tmp_path / "f"),
+                          env=helper_runner.env(MEMCACHED_PASSWORD="hunter2-env"))
+    assert result(first) == (0, "", "")
+    pid = helper_runner.warm()
+    with open(f"/proc/{pid}/cmdline", "rb") as cmdline, open(f"/proc/{pid}/environ", "rb") as environ:
+        seen = cmdline.read() + environ.read()
+    assert b"hunter2" not in seen and b"MEMCACHED_PASSWORD" not in seen
