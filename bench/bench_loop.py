@@ -5,7 +5,8 @@ The seed's loop under dash over 500 files (0.5-32 KiB):
         memccp --key=$file --servers=... $BASE$file; done
 C memccp has no --key: it runs the same loop without it (its key is the base name).
 The two take turns, 3 rounds, median; with sudo in the loop too when sudo is there;
-memccp-py once more without its warm helper (MEMCCP_HELPER=off, as before it had one).
+memccp-py once more without its warm helper (MEMCCP_HELPER=off, as before it had one), and
+the loop running only `python3 -I -S -c pass`, the floor for any client in Python.
 Then the cost of one call (median of 100, taking turns) against `python3 -I -S -c pass`.
 Prints Markdown for the README.
 """
@@ -47,6 +48,14 @@ def run_loop(server: Memcached, base: str, tool: str, with_key: bool, sudo: bool
     if server.items() != FILES:
         sys.exit(f"error: {tool} stored {server.items()} of {FILES} items")
     return seconds
+
+
+def floor_loop(base: str) -> float:
+    """The same loop running only `python3 -I -S -c pass`: what any Python client costs."""
+    script = LOOP.replace('$SUDO "$TOOL" $KEY --servers=$SERVER $BASE$file', f"{PYTHON} -I -S -c pass")
+    start = time.perf_counter()
+    subprocess.run(["dash", "-c", script], env=dict(os.environ, BASE=base), check=True)
+    return time.perf_counter() - start
 
 
 def wait_for_helper(tool: str, **env) -> None:
@@ -93,6 +102,7 @@ def main() -> int:
             c_s, py_s = loops(server, base, c_tool, py_tool, sudo=False)
             sudo_s = loops(server, base, c_tool, py_tool, sudo=True) if sudo else None
             off_s = run_loop(server, base, py_tool, True, False, MEMCCP_HELPER="off")
+            floor_s = floor_loop(base)
             one = os.path.join(base, "d0", "img000.gif")
             servers = f"--servers={server.address}"
             ms = call_ms({"pass": ([PYTHON, "-I", "-S", "-c", "pass"], {}),
@@ -110,6 +120,8 @@ def main() -> int:
               f"{sudo_s[1] / sudo_s[0]:.1f}x |")
     print(f"| memccp-py without the helper (MEMCCP_HELPER=off) | {c_s:.2f} | {off_s:.2f} | "
           f"{off_s / c_s:.1f}x |")
+    print(f"| the same loop running `python3 -I -S -c pass` (the floor) | {c_s:.2f} | {floor_s:.2f} | "
+          f"{floor_s / c_s:.1f}x |")
     if not sudo:
         print("\n(sudo is not installed or this is not root: no sudo loop.)")
     print("\n| one call (median of 100, taking turns) | ms |\n|---|---:|")
