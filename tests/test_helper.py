@@ -428,3 +428,26 @@ def test_helper_keeps_no_secret_of_the_first_call(helper_runner, memcached, tmp_
     with open(f"/proc/{pid}/cmdline", "rb") as cmdline, open(f"/proc/{pid}/environ", "rb") as environ:
         seen = cmdline.read() + environ.read()
     assert b"hunter2" not in seen and b"MEMCACHED_PASSWORD" not in seen
+
+
+def test_broken_helper_hangs_up(helper_runner, memcached, tmp_path):
+    """Something on the socket that hangs up without accepting the call: the call runs
+    in-process, once, and a real helper takes the socket over."""
+    os.mkdir(helper_runner.directory, 0o700)
+    broken = socket.socket(socket.AF_UNIX)
+    broken.bind(helper_runner.path("socket"))
+    broken.listen(8)
+    hang_up = threading.Thread(target=lambda: broken.accept()[0].close())
+    hang_up.start()
+    (tmp_path / "f").write_bytes(b"once")
+    try:
+        proc = helper_runner("-v", "-d", "--add", "-s", memcached.address, str(tmp_path / "f"))
+    finally:
+        hang_up.join(30)
+        broken.close()
+    lines = proc.stderr.decode().splitlines()
+    assert (proc.returncode, proc.stdout, lines[0], lines[-1]) == (
+        0, b"f\n", "memccp: debug: run in-process (no helper took the call; one is starting)",
+        "memccp: 1 file, 1 stored (4 bytes), 0 failed")
+    assert text_get(memcached, b"f") == (0, b"once")
+    helper_runner.warm()
