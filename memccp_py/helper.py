@@ -11,8 +11,9 @@ client, memccp_py/client.py) goes:
     client -> "G"          (go: from now on the call is the worker's, never run again)
     worker -> "X<status>\\n", or the helper "K<signal>\\n" when a signal killed the worker.
 
-A worker that accepts a call tells the helper ("T", with the connection), which then
-forks the next one. Workers serve only their own user (SO_PEERCRED: uid, gid, groups).
+A worker that accepts a call tells the helper ("T", with the connection); the helper forks
+the next worker once that call is over (or has run SPARE_DELAY), so that its fork and warm-up
+overlap the next client's start rather than the running call. Workers serve only their own user (SO_PEERCRED: uid, gid, groups).
 The helper exits after MEMCCP_HELPER_IDLE seconds (default 5) without a call, and as
 soon as the code it runs has changed (a worker finds out and says "R").
 """
