@@ -100,6 +100,13 @@ class Lines:
         return line
 
 
+def _kill(pid: int, signum: int) -> None:
+    try:
+        posix.kill(pid, signum)
+    except OSError:
+        pass
+
+
 def via_helper(directory: bytes):
     """Run this call in the helper; return its exit status, or None when the helper did
     not take the call (then nothing of it ran). Signals received meanwhile go to the worker."""
@@ -107,12 +114,19 @@ def via_helper(directory: bytes):
 
     def forward(signum, frame):
         if worker[0]:
-            try:
-                posix.kill(worker[0], signum)
-            except OSError:
-                pass
+            _kill(worker[0], signum)
         else:
             PENDING.append(signum)
+
+    def suspend(signum, frame):
+        """Ctrl-Z: the worker stops with this process, and both go on together."""
+        if worker[0]:
+            _kill(worker[0], _signal.SIGSTOP)
+        _signal.signal(signum, _signal.SIG_DFL)
+        posix.kill(posix.getpid(), signum)  # stopped here until SIGCONT
+        _signal.signal(signum, suspend)
+        if worker[0]:
+            _kill(worker[0], _signal.SIGCONT)
 
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
@@ -127,6 +141,8 @@ def via_helper(directory: bytes):
                 return None
             for signum in FORWARDED:
                 _signal.signal(signum, forward)
+            if _signal.getsignal(_signal.SIGTSTP) == _signal.SIG_DFL:
+                _signal.signal(_signal.SIGTSTP, suspend)
             body = request_body()
             fds = [cwd] + [fd for fd in (0, 1, 2) if STDIO_OPEN[fd] == "1"]
             rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
@@ -229,6 +245,8 @@ def main() -> int:
         posix._exit(status)  # nothing to flush or tidy: skip the interpreter's shutdown
     for signum in FORWARDED:  # as in-process from here on
         _signal.signal(signum, _signal.SIG_DFL if signum != _signal.SIGINT else _signal.default_int_handler)
+    if _signal.getsignal(_signal.SIGTSTP) not in (_signal.SIG_DFL, _signal.SIG_IGN):
+        _signal.signal(_signal.SIGTSTP, _signal.SIG_DFL)
     for signum in PENDING:  # what the signal would have done to an in-process run
         posix.kill(posix.getpid(), signum)
     start_helper(directory)

@@ -208,6 +208,35 @@ def test_signal_while_reading_names(memccp, memcached, tmp_path, signum, status)
     assert (proc.returncode, out, err) == (status, b"", expected_err)
 
 
+def state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", "rb") as handle:
+        return handle.read().rsplit(b")", 1)[1].split()[0].decode()
+
+
+def test_ctrl_z(memccp, memcached, tmp_path):
+    """Ctrl-Z (SIGTSTP) stops the call, worker and all; SIGCONT resumes it; it ends normally."""
+    fifo = tmp_path / "names"
+    os.mkfifo(fifo)
+    (tmp_path / "f").write_bytes(b"z")
+    proc = memccp.popen("-d", "-s", memcached.address, f"--files-from={fifo}")
+    with open(fifo, "w") as names:
+        line = proc.stderr.readline().decode()
+        running = [proc.pid]
+        if memccp.mode == "helper":
+            assert line.startswith(SERVED), line
+            running.append(int(line.rsplit(" ", 1)[1].rstrip(")\n")))
+        proc.send_signal(signal.SIGTSTP)
+        for pid in running:
+            wait_for(lambda: state(pid) == "T", f"process {pid} to stop")
+        proc.send_signal(signal.SIGCONT)
+        for pid in running:
+            wait_for(lambda: state(pid) != "T", f"process {pid} to go on")
+        names.write(f"{tmp_path / 'f'}\n")
+    proc.wait(timeout=30)
+    assert proc.returncode == 0
+    assert text_get(memcached, b"f") == (0, b"z")
+
+
 def test_reader_leaves(memccp, memcached, tmp_path):
     """-v into a pipe whose reader has left (| head): every file stored, no error, exit 0."""
     paths = []
