@@ -57,6 +57,8 @@ mutants:                   ## apply behaviour-changing mutations to a copy; the 
 bench:                     ## benchmarks (see bench/README.md)
 	$(PYTHON) bench/bench_load.py
 	$(PYTHON) bench/bench_many.py
+	$(PYTHON) bench/bench_loop.py
+	$(PYTHON) bench/bench_bulk.py
 
 demo: install              ## main job end to end: build+install the .deb, copy and read back
 	sh tools/demo

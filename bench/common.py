@@ -21,11 +21,11 @@ def free_port() -> int:
 class Memcached:
     """memcached on a free 127.0.0.1 port, with MEGABYTES of memory."""
 
-    def __init__(self, megabytes: int = 1024) -> None:
+    def __init__(self, megabytes: int = 1024, *extra: str) -> None:
         self.port = free_port()
         user = ["-u", "root"] if os.geteuid() == 0 else []
         self.process = subprocess.Popen(["memcached", "-l", "127.0.0.1", "-p", str(self.port), "-U", "0",
-                                         "-m", str(megabytes), *user])
+                                         "-m", str(megabytes), *user, *extra])
         self.address = f"127.0.0.1:{self.port}"
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -76,6 +76,21 @@ def py_memccp() -> list:
     if path and "memccp-py" in subprocess.run([path, "--version"], capture_output=True, text=True).stdout:
         return [path]
     return [PYTHON, os.path.join(ROOT, "bench", "run_checkout.py")]
+
+
+def py_client() -> str:
+    """memccp-py's command for loops (the thin client and its warm helper): this checkout's
+    bin/memccp (it finds its own memccp_py), as installed by the package too."""
+    return os.path.join(ROOT, "bin", "memccp")
+
+
+def peak_rss(argv, **kwargs):
+    """Run ARGV; return (seconds, peak RSS of the process in MiB, exit status)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, **kwargs)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - start, usage.ru_maxrss / 1024, proc.returncode
 
 
 def timed(argv, repeat: int = 1, **kwargs) -> float:

@@ -15,9 +15,10 @@ __all__ = ["build_parser", "main"]
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 70, 130
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run memccp with *argv* (default: sys.argv[1:]); return the exit status."""
-    parser = build_parser()
+def main(argv: list[str] | None = None, *, parser=None, note: str | None = None) -> int:
+    """Run memccp with *argv* (default: sys.argv[1:]); return the exit status. *parser*: one
+    built already (the warm helper's); *note*: how the call runs, said with --debug."""
+    parser = parser or build_parser()
     try:
         try:  # options and files in any order, as GNU getopt allows
             args = parser.parse_intermixed_args(expand(sys.argv[1:] if argv is None else argv, parser))
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     err = Guarded(sys.stderr)
     out = Guarded(sys.stdout, lambda reason: err.write(
         f"memccp: standard output: {reason} (the copy goes on)\n"))
+    if args.debug and note:
+        err.write(f"memccp: debug: {note}\n")
     try:
         from memccp_py.run import run
 

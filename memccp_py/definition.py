@@ -68,6 +68,11 @@ class _Formatter(argparse.HelpFormatter):
         super().__init__(prog, **kwargs)
 
 
+def forget_terminal_width() -> None:
+    """Measure the terminal again at the next --help (a warm helper serves many terminals)."""
+    _Formatter.width = None
+
+
 def _columns() -> int:
     """$COLUMNS, else the terminal's width, else 80 (as shutil.get_terminal_size)."""
     try:

@@ -9,7 +9,9 @@ DESCRIPTION = (
     "MEMCACHED_PASSWORD is the SASL password when --username is given without --password or "
     "--password-file. Exit status: 0 all files stored, 1 some file or server failed, 2 usage "
     "error, 70 internal error (a bug: please report it with the output of --debug), "
-    "130 interrupted.")
+    "130 interrupted. Calls are run by a warm helper process of the same user "
+    "(started by the first call, gone after MEMCCP_HELPER_IDLE seconds without "
+    "calls, default 5); MEMCCP_HELPER=off runs each call in its own process.")
 
 MAN_SECTIONS = [
     {"heading": "Files and links",

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from conftest import text_get, ttl
-from helpers import run
+from helpers import About, run
 
 
 def stored(server, key: bytes):
@@ -48,7 +48,7 @@ def test_dash_reads_standard_input(memcached, tree, capsys, monkeypatch, extra, 
     data = bytes(range(256)) * 40
     monkeypatch.setattr(sys, "stdin", with_stdin(data))
     assert run(capsys, "-s", memcached.address, *extra, "-e", "50", "-") == (0, "", "")
-    assert stored(memcached, key) == (0, data, 50)
+    assert stored(memcached, key) == (0, data, About(50))
 
 
 def test_dash_twice_is_a_usage_error(memcached, tree, capsys, monkeypatch):
@@ -92,7 +92,7 @@ def test_c_long_option_abbreviations(memcached, tree, capsys, option, expect):
     what, value = expect or ("key", b"b.gif")
     key = value if what == "key" else b"b.gif"
     assert stored(memcached, key) == (value if what == "flags" else 0, b"GIF",
-                                      value if what == "ttl" else -1)
+                                      About(value) if what == "ttl" else -1)
     if what == "stderr":
         assert value in err
     else:

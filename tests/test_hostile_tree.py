@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from conftest import text_get, ttl
+from helpers import About
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -58,7 +59,7 @@ def test_links_out_of_the_tree_are_skipped(memcached, docroot, tmp_path):
     ]
     for key in (b"/robots.txt", b"/env.txt", b"/zero", b"/rel.txt", b"/etc/secret"):
         assert stored(memcached, key) is None, key
-    assert stored(memcached, b"/index.html") == (0, b"<h1>hi</h1>", 100)
+    assert stored(memcached, b"/index.html") == (0, b"<h1>hi</h1>", About(100))
     assert stored(memcached, b"/img/a.gif")[1] == b"GIF89a"
 
 

@@ -11,7 +11,7 @@ import tempfile
 import pytest
 
 from conftest import text_get, ttl
-from helpers import run
+from helpers import About, run
 from memccp_py.cli import build_parser
 
 
@@ -38,8 +38,8 @@ def test_include_exclude_select_like_find(memcached, site, capsys):
                          "--include=*.gif", "--include=*.png", "--exclude=cache/", "-e", "60")
     assert (code, err) == (0, "memccp: 3 files, 3 stored (3 bytes), 0 failed\n")
     assert out == "/a.gif\n/img/b.gif\n/img/c.png\n"
-    assert stored(memcached, b"/a.gif") == (0, b"A", 60)
-    assert stored(memcached, b"/img/c.png") == (0, b"C", 60)
+    assert stored(memcached, b"/a.gif") == (0, b"A", About(60))
+    assert stored(memcached, b"/img/c.png") == (0, b"C", About(60))
     for key in (b"/notes.txt", b"/cache/d.gif", b"/en/index.html"):
         assert stored(memcached, key) is None, key
 

@@ -1,0 +1,253 @@
+"""The thin client behind bin/memccp: it loads only modules built into the interpreter
+(posix, not even os; no site, no bmemcached) and hands the call (arguments, environment,
+umask, working directory, standard descriptors) to the warm helper of the same user
+(memccp_py/helper.py), then exits with the status the helper reports. When there is no
+helper it starts one in the background and runs the call itself, in-process, as it does
+every call the helper did not accept. MEMCCP_HELPER=off: always in-process.
+"""
+
+import posix
+import sys
+
+import _signal
+import _socket
+
+STDIO_OPEN = "".join("1" if stream is not None else "0"
+                     for stream in (sys.stdin, sys.stdout, sys.stderr))  # as at start-up
+PROTOCOL = b"memccp-helper-1"
+ACCEPT_TIMEOUT = 5.0  # seconds a helper may take to accept before this call runs in-process
+FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
+PENDING = []  # signals received before the helper took the call
+FS_ENCODING = sys.getfilesystemencoding()
+S_IFMT, S_IFDIR = 0o170000, 0o040000
+# The helper's own environment (each call brings its own): no password of the first call.
+KEPT_FOR_HELPER = (b"PATH", b"LANG", b"LC_ALL", b"LC_CTYPE", b"MEMCCP_HELPER_IDLE")
+
+
+def installation() -> bytes:
+    """This installation's name: each (a checkout, the package) has its own helper."""
+    st = posix.stat(__file__.rpartition("/")[0] or ".")
+    return b"%x-%x" % (st.st_dev, st.st_ino)
+
+
+def fsencode(text: str) -> bytes:
+    return text.encode(FS_ENCODING, "surrogateescape")
+
+
+def socket_dir():
+    """A directory only this user may enter ($XDG_RUNTIME_DIR/memccp, else /tmp/memccp-UID),
+    made if missing; None if the one there is not safe."""
+    uid = posix.getuid()
+    runtime = posix.environ.get(b"XDG_RUNTIME_DIR", b"")
+    path = b"/tmp/memccp-%d" % uid
+    if runtime.startswith(b"/"):
+        try:
+            st = posix.stat(runtime)
+            if st.st_uid == uid and (st.st_mode & 0o077) == 0:
+                path = runtime.rstrip(b"/") + b"/memccp"
+        except OSError:
+            pass
+    try:
+        posix.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    try:
+        st = posix.lstat(path)
+    except OSError:
+        return None
+    if (st.st_mode & S_IFMT) != S_IFDIR or st.st_uid != uid or st.st_mode & 0o077:
+        return None
+    return path
+
+
+def peer_uid(sock) -> int:
+    cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)  # struct ucred
+    return int.from_bytes(cred[4:8], sys.byteorder)
+
+
+def request_body() -> bytes:
+    """What the helper needs besides the descriptors, NUL-separated."""
+    umask = posix.umask(0o022)
+    posix.umask(umask)
+    stdio = []
+    for stream in (sys.stdin, sys.stdout, sys.stderr):
+        if stream is None:
+            stdio += [b"", b"", b"0", b"0"]
+        else:
+            stdio += [stream.encoding.encode(), stream.errors.encode(),
+                      b"1" if stream.line_buffering else b"0", b"1" if stream.write_through else b"0"]
+    argv = [fsencode(arg) for arg in sys.argv[1:]]
+    env = [key + b"=" + value for key, value in posix.environ.items()]
+    return b"\0".join([PROTOCOL, STDIO_OPEN.encode(), b"%o" % umask, fsencode(FS_ENCODING), *stdio,
+                       b"%d" % len(argv), *argv, *env])
+
+
+class Lines:
+    """Reads the helper's replies: one line each."""
+
+    def __init__(self, sock) -> None:
+        self.sock, self.buffer = sock, b""
+
+    def next(self):
+        while b"\n" not in self.buffer:
+            chunk = self.sock.recv(256)
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line
+
+
+def _kill(pid: int, signum: int) -> None:
+    try:
+        posix.kill(pid, signum)
+    except OSError:
+        pass
+
+
+def via_helper(directory: bytes):
+    """Run this call in the helper; return its exit status, or None when the helper did
+    not take the call (then nothing of it ran). Signals received meanwhile go to the worker."""
+    worker = [0]
+
+    def forward(signum, frame):
+        if worker[0]:
+            _kill(worker[0], signum)
+        else:
+            PENDING.append(signum)
+
+    def suspend(signum, frame):
+        """Ctrl-Z: the worker stops with this process, and both go on together."""
+        if worker[0]:
+            _kill(worker[0], _signal.SIGSTOP)
+        _signal.signal(signum, _signal.SIG_DFL)
+        posix.kill(posix.getpid(), signum)  # stopped here until SIGCONT
+        _signal.signal(signum, suspend)
+        if worker[0]:
+            _kill(worker[0], _signal.SIGCONT)
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        try:
+            cwd = posix.open(".", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            sock.settimeout(ACCEPT_TIMEOUT)
+            sock.connect(directory + b"/socket." + installation())
+            if peer_uid(sock) != posix.getuid():
+                return None
+            for signum in FORWARDED:
+                _signal.signal(signum, forward)
+            if _signal.getsignal(_signal.SIGTSTP) == _signal.SIG_DFL:
+                _signal.signal(_signal.SIGTSTP, suspend)
+            body = request_body()
+            fds = [cwd] + [fd for fd in (0, 1, 2) if STDIO_OPEN[fd] == "1"]
+            rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
+            message = len(body).to_bytes(4, "big") + body
+            sent = sock.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+            if sent < len(message):
+                sock.sendall(message[sent:])
+            reply = Lines(sock)
+            accepted = reply.next()
+        except OSError:
+            return None
+        finally:
+            posix.close(cwd)
+        if accepted is None or not accepted.startswith(b"A") or PENDING:
+            return None  # not taken (or interrupted first): no "go", so nothing ran
+        worker[0] = int(accepted[1:])
+        sock.settimeout(None)
+        try:
+            sock.sendall(b"G")  # from here on the call is the helper's, whatever happens
+            status = reply.next()
+        except OSError:
+            status = None
+    finally:
+        sock.close()
+    if status is None:
+        if STDIO_OPEN[2] == "1":
+            posix.write(2, b"memccp: internal error: the helper's worker ended without an exit status\n")
+        return 70
+    if status.startswith(b"K"):  # the worker was killed by a signal: so is this process
+        signum = int(status[1:])
+        try:
+            _signal.signal(signum, _signal.SIG_DFL)
+        except (OSError, ValueError):  # SIGKILL, SIGSTOP: no handler to reset
+            pass
+        posix.kill(posix.getpid(), signum)
+        return 128 + signum
+    return int(status[1:])
+
+
+def start_helper(directory: bytes) -> None:
+    """Start a helper in the background, fully detached (its own session, no descriptors
+    of ours, a fresh interpreter without this call's arguments), so that $(...), sudo and
+    ssh do not wait for it."""
+    home = __file__.rpartition("/")[0].rpartition("/")[0] or "."
+    if not home.startswith("/"):
+        home = posix.getcwd() + "/" + home
+    try:
+        pid = posix.fork()
+    except OSError:
+        return
+    if pid:
+        posix.waitpid(pid, 0)
+        return
+    try:
+        posix.setsid()
+        if posix.fork():
+            posix._exit(0)
+        null = posix.open("/dev/null", posix.O_RDWR)
+        for fd in (0, 1, 2):
+            if fd != null:
+                posix.dup2(null, fd)  # inheritable
+        if null > 2:
+            posix.close(null)
+        else:
+            posix.set_inheritable(null, True)
+        posix.closerange(3, max(posix.sysconf("SC_OPEN_MAX"), 1024))
+        posix.chdir("/")
+        code = (f"import sys; sys.path.insert(0, {home!r}); from memccp_py.helper import serve; "
+                f"serve({directory.decode(FS_ENCODING, 'surrogateescape')!r}, {installation().decode()!r})")
+        env = {key: value for key, value in posix.environ.items() if key in KEPT_FOR_HELPER}
+        posix.execve(sys.executable, [sys.executable, "-I", "-c", code], env)
+    finally:
+        posix._exit(0)
+
+
+def in_process(why: str) -> int:
+    """Run the call here: make bmemcached importable (-S left site out), keeping memccp_py
+    where it was found."""
+    if sys.flags.no_site:
+        import site
+
+        here = sys.path[0]
+        site.main()
+        if sys.path[0] != here:
+            sys.path.insert(0, here)
+    from memccp_py.worker import run_in_process
+
+    return run_in_process(why)
+
+
+def main() -> int:
+    """Run this process's call (sys.argv); return its exit status."""
+    if posix.environ.get(b"MEMCCP_HELPER", b"").lower() in (b"off", b"0", b"no", b"false"):
+        return in_process("MEMCCP_HELPER=off")
+    directory = socket_dir()
+    if directory is None:
+        return in_process("no private directory for the helper's socket")
+    status = via_helper(directory)
+    if status is not None:
+        posix._exit(status)  # nothing to flush or tidy: skip the interpreter's shutdown
+    for signum in FORWARDED:  # as in-process from here on
+        _signal.signal(signum, _signal.SIG_DFL if signum != _signal.SIGINT else _signal.default_int_handler)
+    if _signal.getsignal(_signal.SIGTSTP) not in (_signal.SIG_DFL, _signal.SIG_IGN):
+        _signal.signal(_signal.SIGTSTP, _signal.SIG_DFL)
+    for signum in PENDING:  # what the signal would have done to an in-process run
+        posix.kill(posix.getpid(), signum)
+    start_helper(directory)
+    return in_process("no helper took the call; one is starting")

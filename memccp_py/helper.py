@@ -1,0 +1,274 @@
+"""The warm helper behind bin/memccp: one per user, kept while calls come.
+
+It has memccp_py and bmemcached imported and the argument parser built, and keeps one
+forked worker waiting on the socket, so that a loop running memccp once per file pays
+neither the interpreter's start-up nor the imports nor a fork. A call (from the thin
+client, memccp_py/client.py) goes:
+
+    client -> 4-byte length, NUL-separated fields, and by SCM_RIGHTS the working
+              directory and those of the descriptors 0, 1, 2 that are open
+    worker -> "A<pid>\\n"  (accepted; the client may still walk away: nothing ran yet)
+    client -> "G"          (go: from now on the call is the worker's, never run again)
+    worker -> "X<status>\\n", or the helper "K<signal>\\n" when a signal killed the worker.
+
+A worker that accepts a call tells the helper ("T", with the connection); the helper forks
+the next worker once that call is over (or has run SPARE_DELAY), so that its fork and warm-up
+overlap the next client's start rather than the running call. Workers serve only their own user (SO_PEERCRED: uid, gid, groups).
+The helper exits after MEMCCP_HELPER_IDLE seconds (default 5) without a call, and as
+soon as the code it runs has changed (a worker finds out and says "R").
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+DEFAULT_IDLE = 5.0
+SPARE_DELAY = 0.02  # seconds a call runs before the next worker is forked anyway
+SPARE_FAILURES = 3  # workers that die before taking a call, in a row, before the helper gives up
+
+
+def serve(directory: str, name: str) -> None:
+    """Serve calls on DIRECTORY/socket.NAME until idle or outdated; return at once if
+    another helper holds DIRECTORY/lock.NAME (NAME: the installation's)."""
+    import fcntl
+
+    while True:  # descriptors 0-2 taken, so that no connection or lock can be one of them
+        null = os.open(os.devnull, os.O_RDWR)
+        if null > 2:
+            os.close(null)
+            break
+        os.set_inheritable(null, True)
+    lock = os.open(os.path.join(directory, f"lock.{name}"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(lock)
+        return
+    os.ftruncate(lock, 0)
+    os.write(lock, b"%d\n" % os.getpid())
+    path = os.path.join(directory, f"socket.{name}")
+    try:
+        listener = _listen(path)
+    except OSError:
+        os.close(lock)
+        return
+    helper = Helper(listener, path, lock)
+    try:
+        helper.start()
+        helper.loop()
+    finally:
+        helper.retire()
+
+
+def _listen(path: str) -> socket.socket:
+    """Bind and listen under a private name, then rename into place: a client never finds
+    a socket that is not listening yet (one left behind by a dead helper is replaced)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    temporary = f"{path}.{os.getpid()}"
+    try:
+        os.unlink(temporary)
+    except FileNotFoundError:
+        pass
+    listener.bind(temporary)
+    listener.listen(128)
+    listener.setblocking(False)
+    os.rename(temporary, path)
+    return listener
+
+
+def code_files() -> list[str]:
+    """The files and directories of the code this process runs, and the interpreter."""
+    paths = {os.path.realpath(sys.executable)}
+    for name, module in list(sys.modules.items()):
+        location = getattr(module, "__file__", None)
+        if name.partition(".")[0] in ("memccp_py", "bmemcached") and location:
+            paths.update((location, os.path.dirname(location)))
+    return sorted(paths)
+
+
+def code_snapshot(paths: list[str]) -> list:
+    """Identity of PATHS: when it changes, a new version was installed."""
+    snapshot = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            snapshot.append((st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size))
+        except OSError:
+            snapshot.append(None)
+    return snapshot
+
+
+def _warm_up(cli, nowhere: str) -> None:
+    """One call that fails before reaching any server (NOWHERE is a socket that does not
+    exist) and a name look-up, so that what their first use imports or caches is paid
+    once here rather than by every worker."""
+    socket.getaddrinfo("127.0.0.1", 11211, type=socket.SOCK_STREAM)
+    streams = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = io.StringIO()
+    try:
+        cli.main(["--servers", nowhere, "--", "/dev/null"])
+    except Exception:  # noqa: BLE001  (only a warm-up)
+        pass
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+class Helper:
+    """The helper's state; workers are forked from it and read it."""
+
+    def __init__(self, listener: socket.socket, path: str, lock: int) -> None:
+        self.listener, self.path, self.lock = listener, path, lock
+        self.inode = os.stat(path).st_ino
+        self.accepting = True
+        self.spare: int | None = None   # the worker waiting for a call
+        self.failures = 0
+        self.workers: dict[int, int] = {}  # pid -> its client connection (a duplicate)
+        self.channel = self.worker_channel = None
+        self.wake_read = self.wake_write = -1
+        try:
+            self.idle = float(os.environ.get("MEMCCP_HELPER_IDLE", DEFAULT_IDLE))
+        except ValueError:
+            self.idle = DEFAULT_IDLE
+
+    def start(self) -> None:
+        """Import everything a call needs, once."""
+        from memccp_py import cli
+
+        import bmemcached  # noqa: F401
+        import memccp_py.run  # noqa: F401
+        import memccp_py.worker  # noqa: F401
+
+        self.cli, self.parser = cli, cli.build_parser()
+        self.warm_up()
+        self.code = code_files()
+        self.snapshot = code_snapshot(self.code)
+        self.channel, self.worker_channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.wake_write)
+        signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+        gc.collect()
+        gc.freeze()  # keep the imported objects' pages shared with the workers
+
+    def warm_up(self) -> None:
+        _warm_up(self.cli, os.path.join(os.path.dirname(self.path), "warm-up"))
+
+    def loop(self) -> None:
+        """Keep a worker waiting for the next call, reap the ones done, leave when idle.
+        The next worker is forked once the last call is over (or has run for a while):
+        its fork and warm-up then overlap the next client's start, not the running call."""
+        last = time.monotonic()
+        while self.accepting or self.workers or self.spare is not None:
+            if self.accepting and self.spare is None and \
+                    (not self.workers or time.monotonic() - last >= SPARE_DELAY):
+                self.spare = self._fork_worker()
+            if not self.accepting or self.spare is not None:
+                wait = None if self.workers or not self.accepting else \
+                    max(0.0, last + self.idle - time.monotonic())
+            else:
+                wait = max(0.0, last + SPARE_DELAY - time.monotonic())
+            ready, _, _ = select.select([self.channel, self.wake_read], [], [], wait)
+            if self.channel in ready and self._messages():
+                last = time.monotonic()
+            if self.wake_read in ready:
+                self._drain_wake()
+                self._reap()
+            if not ready and self.accepting and not self.workers and self.spare is not None:
+                self.retire()  # idle
+
+    def _fork_worker(self) -> int:
+        pid = os.fork()
+        if pid == 0:
+            try:
+                from memccp_py.worker import work
+
+                work(self)
+            finally:
+                os._exit(0)
+        return pid
+
+    def _messages(self) -> bool:
+        """Read what workers said; True if one took a call."""
+        took = False
+        while True:
+            try:
+                data, ancillary, _, _ = self.channel.recvmsg(64, socket.CMSG_SPACE(4), socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return took
+            if not data:
+                return took
+            fds = [int.from_bytes(payload[i:i + 4], sys.byteorder)
+                   for level, kind, payload in ancillary
+                   if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS
+                   for i in range(0, len(payload) - 3, 4)]
+            if data.startswith(b"T") and fds:
+                pid = int(data[1:])
+                self.workers[pid] = fds[0]
+                if self.spare == pid:
+                    self.spare = None
+                self.failures, took = 0, True
+            else:
+                for fd in fds:
+                    os.close(fd)
+                if data == b"R":
+                    self.retire()  # the code changed: let a new helper start
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self.wake_read, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _reap(self) -> None:
+        self._messages()  # a worker says it took a call before it can end
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self._finished(pid, status)
+
+    def _finished(self, pid: int, status: int) -> None:
+        """A worker ended: if a signal killed it during a call, tell its client which."""
+        if pid == self.spare:
+            self.spare = None
+            self.failures += 1
+            if self.failures >= SPARE_FAILURES:
+                self.retire()
+            return
+        conn = self.workers.pop(pid, None)
+        if conn is None:
+            return
+        if os.WIFSIGNALED(status):
+            try:
+                os.write(conn, b"K%d\n" % os.WTERMSIG(status))
+            except OSError:
+                pass
+        os.close(conn)
+
+    def retire(self) -> None:
+        """Take no more calls, and let a successor start at once; running calls go on."""
+        if not self.accepting:
+            return
+        self.accepting = False
+        try:  # unless a successor has put its own socket there already
+            if os.stat(self.path).st_ino == self.inode:
+                os.unlink(self.path)
+        except OSError:
+            pass
+        self.listener.close()
+        os.close(self.lock)
+        if self.spare is not None:
+            try:  # a spare that has accepted a call already has this signal blocked
+                os.kill(self.spare, signal.SIGUSR1)
+            except OSError:
+                pass

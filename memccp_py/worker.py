@@ -1,0 +1,234 @@
+"""One memccp call in a worker forked from the warm helper (memccp_py/helper.py): wait for
+a call, become the calling process (directory, umask, environment, descriptors 0-2,
+standard streams) and run cli.main() as the interpreter would. Also the in-process run."""
+
+from __future__ import annotations
+
+import io
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+
+PROTOCOL = b"memccp-helper-1"
+MAX_REQUEST = 8 << 20
+RETIRE = signal.SIGUSR1  # the helper's "stop waiting for calls"
+
+
+def run_in_process(why: str) -> int:
+    """Run this process's own call (sys.argv) as memccp; --debug says why it ran here."""
+    from memccp_py import cli
+
+    return cli.main(note=f"run in-process ({why})")
+
+
+def work(helper) -> None:
+    """Wait for one call on the helper's socket and serve it (in a forked child)."""
+    helper.channel.close()
+    for fd in (helper.wake_read, helper.wake_write, *helper.workers.values()):
+        os.close(fd)
+    signal.set_wakeup_fd(-1)
+    for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, RETIRE):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    if not select.select([helper.listener], [], [], 0)[0]:
+        helper.warm_up()  # while no one waits: the pages a call touches are copied now
+    conn = _accept(helper)
+    if conn is None:
+        return
+    request = _receive(conn)
+    if request is None:
+        return
+    conn.sendall(b"A%d\n" % os.getpid())
+    if conn.recv(1) != b"G":
+        return  # the client went away or gave up: nothing ran
+    try:
+        status = _call(helper, conn, *request)
+    except KeyboardInterrupt:  # Ctrl-C before memccp's own handling was in place
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        raise
+    try:
+        conn.sendall(b"X%d\n" % status)
+    except OSError:
+        pass
+
+
+def _accept(helper) -> socket.socket | None:
+    """The next call of this user, once the helper knows this worker took it; None when
+    the helper has gone or retires, or when the code changed (then the helper is told)."""
+    os.close(helper.lock)
+    channel, listener = helper.worker_channel, helper.listener
+    while True:
+        ready, _, _ = select.select([listener, channel], [], [])
+        if channel in ready:
+            return None  # the helper has gone
+        try:
+            conn, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            continue
+        signal.pthread_sigmask(signal.SIG_BLOCK, {RETIRE})  # a call that is taken is served
+        if not _same_user(conn):
+            conn.close()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {RETIRE})
+            continue
+        from memccp_py.helper import code_snapshot
+
+        if code_snapshot(helper.code) != helper.snapshot:
+            channel.send(b"R")
+            conn.close()
+            return None
+        channel.sendmsg([b"T%d" % os.getpid()],
+                        [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", conn.fileno()))])
+        listener.close()
+        channel.close()
+        conn.setblocking(True)
+        return conn
+
+
+def _same_user(conn: socket.socket) -> bool:
+    """The peer runs as this process does: same uid, gid and groups."""
+    pid, uid, gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    if uid != os.getuid() or gid != os.getgid():
+        return False
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Groups:"):
+                    return set(map(int, line.split()[1:])) == set(os.getgroups())
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def _receive(conn: socket.socket):
+    """(descriptors, fields) of the call, or None if it is not one this worker can take."""
+    conn.settimeout(5.0)
+    fds: list[int] = []
+    try:
+        data, ancillary, _, _ = conn.recvmsg(1 << 16, socket.CMSG_SPACE(4 * 4))
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds += [fd for fd, in struct.iter_unpack("i", payload[:len(payload) // 4 * 4])]
+        if len(data) < 4 or int.from_bytes(data[:4], "big") > MAX_REQUEST:
+            return None
+        size, body = int.from_bytes(data[:4], "big"), data[4:]
+        while len(body) < size:
+            chunk = conn.recv(min(1 << 20, size - len(body)))
+            if not chunk:
+                return None
+            body += chunk
+        fields = body.split(b"\0")
+        if fields[0] != PROTOCOL or len(fds) != 1 + fields[1].count(b"1") \
+                or fields[3] != os.fsencode(sys.getfilesystemencoding()):
+            return None
+    except (OSError, ValueError, IndexError):
+        return None
+    finally:
+        conn.settimeout(None)
+    return fds, fields
+
+
+def _call(helper, conn: socket.socket, fds: list[int], fields: list[bytes]) -> int:
+    """Become the client's process (directory, umask, environment, descriptors) and run."""
+    open_mask, umask = fields[1].decode(), int(fields[2], 8)
+    stdio = [fields[4 + 4 * i:8 + 4 * i] for i in range(3)]
+    argc = int(fields[16])
+    argv = [os.fsdecode(arg) for arg in fields[17:17 + argc]]
+    os.fchdir(fds[0])
+    os.close(fds[0])
+    os.umask(umask)
+    _set_environment(fields[17 + argc:])
+    given = iter(fds[1:])
+    for fd in (0, 1, 2):
+        if open_mask[fd] == "1":
+            source = next(given)
+            os.dup2(source, fd)
+            os.close(source)
+        else:
+            os.close(fd)
+    streams = [_stream(fd, *stdio[fd]) if open_mask[fd] == "1" else None for fd in (0, 1, 2)]
+    sys.stdin, sys.stdout, sys.stderr = streams
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = streams
+    sys.argv = ["memccp", *argv]
+    return _main(helper, argv)
+
+
+def _set_environment(entries: list[bytes]) -> None:
+    """Make os.environ the client's (touching only what differs: usually nothing)."""
+    wanted = {}
+    for entry in entries:
+        key, sep, value = entry.partition(b"=")
+        if sep and key:
+            wanted[key] = value
+    environ = os.environb
+    for key in [key for key in environ if key not in wanted]:
+        del environ[key]
+    for key, value in wanted.items():
+        if environ.get(key) != value:
+            environ[key] = value
+
+
+def _stream(fd: int, encoding: bytes, errors: bytes, line_buffering: bytes, write_through: bytes):
+    """A standard stream as the interpreter makes it at start-up."""
+    reading = fd == 0
+    raw = io.FileIO(fd, "rb" if reading else "wb", closefd=False)
+    buffer = io.BufferedReader(raw) if reading else io.BufferedWriter(raw)
+    return io.TextIOWrapper(buffer, encoding=encoding.decode(), errors=errors.decode(), newline="\n",
+                            line_buffering=line_buffering == b"1", write_through=write_through == b"1")
+
+
+def _main(helper, argv: list[str]) -> int:
+    """cli.main() as the interpreter would run it, with the helper's parser."""
+    from memccp_py.definition import forget_terminal_width
+
+    forget_terminal_width()  # measure this caller's terminal, not the helper's
+    try:
+        status = helper.cli.main(argv, parser=helper.parser,
+                                 note=f"run by the warm helper (pid {os.getppid()}, worker {os.getpid()})")
+    except SystemExit as exc:
+        status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, int) and exc.code is not None and sys.stderr is not None:
+            sys.stderr.write(f"{exc.code}\n")
+    except KeyboardInterrupt:
+        _traceback()
+        _flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)  # as the interpreter does: die by the signal
+        status = 130
+    except BaseException:  # noqa: BLE001  (as the interpreter: a traceback, status 1)
+        _traceback()
+        status = 1
+    if not _flush() and status == 0:
+        status = 120  # as the interpreter when flushing at exit fails
+    _let_go()
+    return status
+
+
+def _let_go() -> None:
+    """Hold none of the caller's descriptors once it has its status: a $(...) reading our
+    output, or sudo's terminal, are done when the caller is."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+
+
+def _traceback() -> None:
+    if sys.stderr is not None:
+        import traceback
+
+        traceback.print_exc()
+
+
+def _flush() -> bool:
+    ok = True
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None:
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                ok = False
+    return ok
