@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from common import PYTHON, HERE, Memcached, peak_rss, py_client
+from common import PYTHON, HERE, Memcached, peak_rss, py_client, report_goals
 
 ROUNDS = 3
 GIB = 1 << 30
@@ -102,8 +102,7 @@ def main() -> int:
              ("200 files of 900 KiB within 1.5x of the raw loader", large_py <= 1.5 * large_raw),
              ("peak memory for 1 GiB at most 1.2x the file",
               max(peaks.values()) * 2**20 <= 1.2 * size)]
-    print("\n" + "\n".join(f"- {'met' if ok else 'NOT met'}: {goal}" for goal, ok in goals))
-    return 0
+    return report_goals(goals)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 
-from common import PYTHON, Memcached, c_memccp, py_memccp, timed
+from common import PYTHON, Memcached, c_memccp, py_memccp, timed, report_goals
 
 FILES = 2000
 
@@ -93,8 +93,7 @@ def main() -> int:
     goals = [("bulk at least as fast as C one-process", bulk_s <= one_s),
              ("bulk 20x faster than the C dash loop", loop_s / bulk_s >= 20),
              ("one invocation <= floor + 25%", py_one <= floor * 1.25)]
-    print("\n" + "\n".join(f"- {'met' if ok else 'NOT met'}: {goal}" for goal, ok in goals))
-    return 0
+    return report_goals(goals)
 
 
 if __name__ == "__main__":

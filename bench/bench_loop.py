@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from common import PYTHON, Memcached, c_memccp, py_client
+from common import PYTHON, Memcached, c_memccp, py_client, report_goals
 
 FILES, ROUNDS = 500, 3
 LOOP = ('for file in $(find $BASE -type f -name "*.gif" | sed "s#$BASE##"); do '
@@ -132,8 +132,7 @@ def main() -> int:
     goals = [("the loop at most 3x C", py_s <= 3 * c_s)]
     if sudo_s:
         goals.append(("with sudo at most 2x C", sudo_s[1] <= 2 * sudo_s[0]))
-    print("\n" + "\n".join(f"- {'met' if ok else 'NOT met'}: {goal}" for goal, ok in goals))
-    return 0
+    return report_goals(goals)
 
 
 if __name__ == "__main__":

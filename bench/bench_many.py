@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 
-from common import Memcached, py_memccp
+from common import Memcached, py_memccp, report_goals
 
 
 def make_tree(base: str, count: int) -> dict:
@@ -82,10 +82,11 @@ def main() -> int:
         print(f"| {count:,} | {seconds:.2f} | {count / seconds:,.0f} | {rss:.1f} | {status} | {stored:,} | "
               f"{bad if count == 50_000 else 'n/a'} |")
     small, large = results
-    ok = all(r[3] == 0 and r[4] == r[0] for r in results) and large[5] == 0 and large[2] < small[2] * 1.5
-    print(f"\n{'ok' if ok else 'FAILED'}: all stored and verified; memory grows "
-          f"{large[2] / small[2]:.2f}x for 10x the files")
-    return 0 if ok else 1
+    return report_goals([
+        ("every file stored and read back identical",
+         all(r[3] == 0 and r[4] == r[0] for r in results) and large[5] == 0),
+        (f"memory flat: {large[2] / small[2]:.2f}x for 10x the files (under 1.5x)",
+         large[2] < small[2] * 1.5)])
 
 
 if __name__ == "__main__":

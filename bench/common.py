@@ -101,3 +101,9 @@ def timed(argv, repeat: int = 1, **kwargs) -> float:
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, **kwargs)
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def report_goals(goals) -> int:
+    """Print each (goal, met) as '- met: ...' or '- NOT MET: ...'; 1 if any is missed."""
+    print("\n" + "\n".join(f"- {'met' if ok else 'NOT MET'}: {goal}" for goal, ok in goals))
+    return 0 if all(ok for _, ok in goals) else 1

@@ -142,7 +142,7 @@ def test_quiet_prints_only_errors(memcached, good, tmp_path, capsys):
     spaced = tmp_path / "a b.txt"
     spaced.write_bytes(b"s")
     code, out, err = run(capsys, "-q", "-v", "-s", memcached.address, str(good), str(spaced),
-                         "/nonexistent")
+                         "/nonexistent", str(good))  # good.txt twice: a warning -q silences
     assert (code, out, err) == (1, "", "memccp: /nonexistent: No such file or directory\n")
     assert text_get(memcached, b"good.txt") == (0, b"good")
     port = free_port()
