@@ -109,6 +109,9 @@ def build_parser() -> Parser:
     _servers(parser.add_argument_group("servers"))
     _safety(parser.add_argument_group("safety"))
     parser.set_defaults(op="set")
+    # parse_intermixed_args() formats the usage line on every call unless it is set: set it
+    # once (the warm helper builds its parser once, for all the calls it serves)
+    parser.usage = parser.format_usage()[len("usage: "):].rstrip("\n")
     return parser
 
 
