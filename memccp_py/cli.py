@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from memccp_py.definition import build_parser
+from memccp_py.definition import build_parser, prepare_usage
 from memccp_py.errors import MemccpError, UsageError
 from memccp_py.longopts import AbbreviationError, expand
 from memccp_py.streams import Guarded, fill_closed_descriptors
@@ -18,7 +18,10 @@ EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 70, 130
 def main(argv: list[str] | None = None, *, parser=None, note: str | None = None) -> int:
     """Run memccp with *argv* (default: sys.argv[1:]); return the exit status. *parser*: one
     built already (the warm helper's); *note*: how the call runs, said with --debug."""
-    parser = parser or build_parser()
+    if parser is None:
+        parser = build_parser()
+    else:
+        prepare_usage(parser)  # for this caller's terminal
     try:
         try:  # options and files in any order, as GNU getopt allows
             args = parser.parse_intermixed_args(expand(sys.argv[1:] if argv is None else argv, parser))
