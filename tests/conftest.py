@@ -6,9 +6,11 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.parse
-from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import pytest
 
@@ -114,6 +116,53 @@ def memcached(_shared_memcached: Memcached) -> Memcached:
     """A running memcached, emptied for this test."""
     text_command(_shared_memcached, b"flush_all")
     return _shared_memcached
+
+
+@pytest.fixture
+def as_nobody() -> Iterator[Tuple[Path, Callable[..., subprocess.CompletedProcess]]]:
+    """(top, run): a directory every user may enter holding a copy of memccp_py, and
+    run(*argv) running memccp from there as nobody (root with setpriv only)."""
+    if os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"):
+        pytest.skip("needs root and setpriv to run memccp as nobody")
+    top = Path(tempfile.mkdtemp())  # pytest's tmp_path is closed to other users
+    shutil.copytree(Path(__file__).resolve().parent.parent / "memccp_py", top / "memccp_py",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for path in (top, top / "memccp_py", *(top / "memccp_py").iterdir()):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+
+    def run(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                               "/usr/bin/python3", "-m", "memccp_py", *argv], cwd=top,
+                              env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(top)},
+                              capture_output=True, text=True, timeout=60)
+
+    yield top, run
+    shutil.rmtree(top)
+
+
+#: The SASL password of user alice on the ``sasl_memcached`` server.
+SASL_PASSWORD = "s3cret-Pa55"
+
+
+@pytest.fixture(scope="session")
+def sasl_memcached(tmp_path_factory) -> Iterator[Memcached]:
+    """memcached -S with user alice (password SASL_PASSWORD) in a private sasldb."""
+    if not shutil.which("saslpasswd2"):
+        pytest.skip("saslpasswd2 (sasl2-bin) is not installed")
+    conf = tmp_path_factory.mktemp("sasl")
+    db = conf / "sasldb2"
+    (conf / "memcached.conf").write_text(f"mech_list: plain\nsasldb_path: {db}\n")
+    subprocess.run(["saslpasswd2", "-p", "-a", "memcached", "-c", "-f", str(db), "alice"],
+                   input=SASL_PASSWORD.encode(), check=True)
+    server = start_memcached("-S", env=dict(os.environ, SASL_CONF_PATH=str(conf)))
+    yield server
+    stop(server)
+
+
+def item(server: Memcached, key: bytes) -> Optional[Tuple[int, bytes, int]]:
+    """(flags, value, ttl) of *key* on *server*, or None: what a store left there."""
+    got = text_get(server, key)
+    return None if got is None else (*got, ttl(server, key))
 
 
 @pytest.fixture

@@ -9,14 +9,9 @@ import sys
 
 import pytest
 
-from conftest import text_get, ttl
+from conftest import item
 from helpers import About, run
 
-
-def stored(server, key: bytes):
-    """(flags, value, ttl) of *key*, or None."""
-    got = text_get(server, key)
-    return None if got is None else (*got, ttl(server, key))
 
 
 @pytest.fixture
@@ -32,8 +27,8 @@ def tree(tmp_path, monkeypatch):
 def test_options_between_files_apply_to_every_file(memcached, tree, capsys):
     """`memccp a.txt -s S -F 7 b.txt`: both files stored, both with flags 7 (memcp 1.0.x)."""
     assert run(capsys, "a.txt", "-s", memcached.address, "-F", "7", "b.txt") == (0, "", "")
-    assert stored(memcached, b"a.txt") == (7, b"A", -1)
-    assert stored(memcached, b"b.txt") == (7, b"B", -1)
+    assert item(memcached, b"a.txt") == (7, b"A", -1)
+    assert item(memcached, b"b.txt") == (7, b"B", -1)
 
 
 def with_stdin(data: bytes):
@@ -48,7 +43,7 @@ def test_dash_reads_standard_input(memcached, tree, capsys, monkeypatch, extra, 
     data = bytes(range(256)) * 40
     monkeypatch.setattr(sys, "stdin", with_stdin(data))
     assert run(capsys, "-s", memcached.address, *extra, "-e", "50", "-") == (0, "", "")
-    assert stored(memcached, key) == (0, data, About(50))
+    assert item(memcached, key) == (0, data, About(50))
 
 
 def test_dash_twice_is_a_usage_error(memcached, tree, capsys, monkeypatch):
@@ -57,7 +52,7 @@ def test_dash_twice_is_a_usage_error(memcached, tree, capsys, monkeypatch):
     code, out, err = run(capsys, "-s", memcached.address, "--files-from=-", "-")
     assert (code, out) == (2, "")
     assert err == "memccp: standard input (-) can be read once: as one FILE or one --files-from\n"
-    assert stored(memcached, b"a.txt") is None and stored(memcached, b"-") is None
+    assert item(memcached, b"a.txt") is None and item(memcached, b"-") is None
 
 
 @pytest.mark.parametrize("options, key", [
@@ -70,9 +65,9 @@ def test_key_mode_precedence(memcached, tree, capsys, options, key):
     """--absolute beats --relative beats --basename, whatever their order (as C memccp)."""
     key = os.fsencode(tree / "sub" / "b.gif") if key == "ABS" else key
     assert run(capsys, "-s", memcached.address, *options, "sub/b.gif") == (0, "", "")
-    assert stored(memcached, key) == (0, b"GIF", -1)
+    assert item(memcached, key) == (0, b"GIF", -1)
     others = {b"sub/b.gif", b"b.gif", b"/b.gif", os.fsencode(tree / "sub" / "b.gif")} - {key}
-    assert [k for k in others if stored(memcached, k)] == []
+    assert [k for k in others if item(memcached, k)] == []
 
 
 @pytest.mark.parametrize("option, expect", [
@@ -91,7 +86,7 @@ def test_c_long_option_abbreviations(memcached, tree, capsys, option, expect):
     assert (code, out) == (0, "")
     what, value = expect or ("key", b"b.gif")
     key = value if what == "key" else b"b.gif"
-    assert stored(memcached, key) == (value if what == "flags" else 0, b"GIF",
+    assert item(memcached, key) == (value if what == "flags" else 0, b"GIF",
                                       About(value) if what == "ttl" else -1)
     if what == "stderr":
         assert value in err
@@ -108,13 +103,13 @@ def test_ambiguous_abbreviations(memcached, tree, capsys, option, possibilities)
     assert (code, out) == (2, "")
     assert err.endswith(f"memccp: error: option '{option}' is ambiguous; possibilities: "
                         f"{possibilities}\n")
-    assert stored(memcached, b"b.gif") is None
+    assert item(memcached, b"b.gif") is None
 
 
 def test_option_values_starting_with_a_dash(memcached, tree, capsys):
     """A value that starts with - is a value, as getopt reads it: --key -k, -e -1 is refused."""
     assert run(capsys, "-s", memcached.address, "--key", "-k", "a.txt") == (0, "", "")
-    assert stored(memcached, b"-k") == (0, b"A", -1)
+    assert item(memcached, b"-k") == (0, b"A", -1)
 
 
 @pytest.mark.skipif(not shutil.which("memccat"), reason="Debian's memccat is not installed")
@@ -130,7 +125,7 @@ def test_blank_separated_servers_as_libmemcached(memcached_cluster, tree, capsys
                    f"'{memcached_cluster[0].address}:127', as libmemcached (memccat, C memccp) "
                    f"reads it: '{rest}' is ignored (separate servers with commas)\n")
     for key, data in ((b"a.txt", b"A"), (b"b.txt", b"B"), (b"b.gif", b"GIF")):
-        assert stored(memcached_cluster[0], key) == (0, data, -1)
+        assert item(memcached_cluster[0], key) == (0, data, -1)
         got = subprocess.run(["memccat", "-s", spec, key.decode()], capture_output=True)
         assert got.stdout == data + b"\n", key  # memccat ends each value with a newline
     monkeypatch.setenv("MEMCACHED_SERVERS", spec)

@@ -2,11 +2,7 @@
 server, the other files still copied, a non-zero exit, never a traceback."""
 
 import os
-import pathlib
-import shutil
 import socket
-import subprocess
-import tempfile
 
 import pytest
 
@@ -165,29 +161,15 @@ def test_dead_server_every_batch_named(tmp_path, capsys):
     assert all(f"server {server.host}:{server.port}:" in line for line in err.splitlines())
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"),
-                    reason="needs root to run memccp as nobody (non-root: test_unreadable_file)")
-def test_unreadable_as_nobody(memcached):
+def test_unreadable_as_nobody(memcached, as_nobody):
     """Run as nobody: an unreadable file is named 'Permission denied', the readable one stored."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    top = pathlib.Path(tempfile.mkdtemp())  # pytest's tmp_path is closed to other users
-    work = top / "work"
-    shutil.copytree(os.path.join(root, "memccp_py"), work / "memccp_py")
-    secret, public = work / "secret.txt", work / "public.txt"
+    top, run_as_nobody = as_nobody
+    secret, public = top / "secret.txt", top / "public.txt"
     secret.write_bytes(b"s")
     public.write_bytes(b"p")
     secret.chmod(0o600)
-    for path in (top, work, work / "memccp_py", *(work / "memccp_py").iterdir()):
-        path.chmod(0o755 if path.is_dir() else 0o644)
     public.chmod(0o644)
-    try:
-        result = subprocess.run(
-            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3",
-             "-m", "memccp_py", "-s", memcached.address, str(secret), str(public)],
-            cwd=work, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(work)}, capture_output=True,
-            text=True, timeout=60)
-    finally:
-        shutil.rmtree(top)
+    result = run_as_nobody("-s", memcached.address, str(secret), str(public))
     assert (result.returncode, result.stdout, result.stderr) == (
         1, "", f"memccp: {secret}: Permission denied\n")
     assert text_get(memcached, b"public.txt") == (0, b"p")

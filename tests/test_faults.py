@@ -4,36 +4,21 @@ printed, exit 1; the same lines on the unbuffered and the pipelined (-B) path.""
 
 import io
 import os
-import shutil
 import socket
 import subprocess
 import time
 
 import pytest
 
-from conftest import MEMCACHED, free_port, start_memcached, stop, text_get
+from conftest import MEMCACHED, SASL_PASSWORD, free_port, start_memcached, stop, text_get
 from helpers import run
 from memccp_py.cluster import Cluster
 from memccp_py.servers import parse_servers
 from peers import FAULTS, SlowLink
 
-PASSWORD = "s3cret-Pa55"
+PASSWORD = SASL_PASSWORD
 PATHS = ["unbuffered", "pipelined"]
 
-
-@pytest.fixture(scope="module")
-def sasl_memcached(tmp_path_factory):
-    """memcached -S with user alice in a private sasldb."""
-    if not shutil.which("saslpasswd2"):
-        pytest.skip("saslpasswd2 (sasl2-bin) is not installed")
-    conf = tmp_path_factory.mktemp("sasl")
-    db = conf / "sasldb2"
-    (conf / "memcached.conf").write_text(f"mech_list: plain\nsasldb_path: {db}\n")
-    subprocess.run(["saslpasswd2", "-p", "-a", "memcached", "-c", "-f", str(db), "alice"],
-                   input=PASSWORD.encode(), check=True)
-    server = start_memcached("-S", env=dict(os.environ, SASL_CONF_PATH=str(conf)))
-    yield server
-    stop(server)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import text_get, ttl
+from conftest import item
 from helpers import About
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,11 +20,6 @@ def memccp(*argv, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "memccp_py", *map(str, argv)], env=env,
                           capture_output=True, text=True, timeout=30, **kwargs)
 
-
-def stored(server, key: bytes):
-    """(flags, value, ttl) of *key*, or None."""
-    got = text_get(server, key)
-    return None if got is None else (*got, ttl(server, key))
 
 
 @pytest.fixture
@@ -58,9 +53,9 @@ def test_links_out_of_the_tree_are_skipped(memcached, docroot, tmp_path):
         f"memccp: {docroot}/zero: warning: skipped link to /dev/zero: it leads into /dev",
     ]
     for key in (b"/robots.txt", b"/env.txt", b"/zero", b"/rel.txt", b"/etc/secret"):
-        assert stored(memcached, key) is None, key
-    assert stored(memcached, b"/index.html") == (0, b"<h1>hi</h1>", About(100))
-    assert stored(memcached, b"/img/a.gif")[1] == b"GIF89a"
+        assert item(memcached, key) is None, key
+    assert item(memcached, b"/index.html") == (0, b"<h1>hi</h1>", About(100))
+    assert item(memcached, b"/img/a.gif")[1] == b"GIF89a"
 
 
 def test_links_inside_the_tree_are_followed_and_loops_end(memcached, docroot):
@@ -76,7 +71,7 @@ def test_links_inside_the_tree_are_followed_and_loops_end(memcached, docroot):
         f"memccp: {docroot}/pics/up: warning: skipped directory loop: a link back to a directory above",
     ]
     for key in (b"/logo.gif", b"/pics/a.gif", b"/img/a.gif"):
-        assert stored(memcached, key) == (0, b"GIF89a", -1), key
+        assert item(memcached, key) == (0, b"GIF89a", -1), key
 
 
 def test_explicit_files_follow_links_but_not_into_proc(memcached, docroot, tmp_path):
@@ -88,8 +83,8 @@ def test_explicit_files_follow_links_but_not_into_proc(memcached, docroot, tmp_p
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr.startswith(f"memccp: {tmp_path}/env: not read: a link into /proc (/proc/")
     assert len(result.stderr.splitlines()) == 1
-    assert stored(memcached, b"env") is None
-    assert stored(memcached, b"pub") == (0, b"<h1>hi</h1>", -1)
+    assert item(memcached, b"env") is None
+    assert item(memcached, b"pub") == (0, b"<h1>hi</h1>", -1)
 
 
 @pytest.mark.parametrize("buffered", [[], ["-B"]])
@@ -108,10 +103,10 @@ def test_special_files_named_are_errors_and_nothing_blocks(memcached, docroot, t
         f"memccp: {sock_path}: not a regular file (a socket)",
         "memccp: /dev/zero: not a regular file (a device)",
     ]
-    assert stored(memcached, b"index.html")[1] == b"<h1>hi</h1>"
-    assert stored(memcached, b"a.gif")[1] == b"GIF89a"
+    assert item(memcached, b"index.html")[1] == b"<h1>hi</h1>"
+    assert item(memcached, b"a.gif")[1] == b"GIF89a"
     for key in (b"fifo", b"sock", b"zero"):
-        assert stored(memcached, key) is None
+        assert item(memcached, key) is None
 
 
 def test_special_files_in_the_tree_are_skipped(memcached, docroot):
@@ -126,9 +121,9 @@ def test_special_files_in_the_tree_are_skipped(memcached, docroot):
         f"memccp: {docroot}/pipe: warning: skipped, not a regular file (a FIFO)",
         f"memccp: {docroot}/img/sock: warning: skipped, not a regular file (a socket)",
     ]
-    assert stored(memcached, b"/index.html")[1] == b"<h1>hi</h1>"
-    assert stored(memcached, b"/img/a.gif")[1] == b"GIF89a"
-    assert stored(memcached, b"/pipe") is None and stored(memcached, b"/img/sock") is None
+    assert item(memcached, b"/index.html")[1] == b"<h1>hi</h1>"
+    assert item(memcached, b"/img/a.gif")[1] == b"GIF89a"
+    assert item(memcached, b"/pipe") is None and item(memcached, b"/img/sock") is None
 
 
 @pytest.mark.parametrize("buffered", [[], ["-B"]])
@@ -138,8 +133,8 @@ def test_file_larger_than_its_size_says(memcached, docroot, buffered):
     result = memccp(*buffered, "-s", memcached.address, "/proc/version", docroot / "index.html")
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == "memccp: /proc/version: file changed as we read it: not stored\n"
-    assert stored(memcached, b"version") is None
-    assert stored(memcached, b"index.html")[1] == b"<h1>hi</h1>"
+    assert item(memcached, b"version") is None
+    assert item(memcached, b"index.html")[1] == b"<h1>hi</h1>"
 
 
 def test_deep_tree(memcached, tmp_path):
@@ -159,4 +154,4 @@ def test_deep_tree(memcached, tmp_path):
             path = path.rpartition("/")[0]
             os.rmdir(path)
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
-    assert stored(memcached, b"leaf.txt") == (0, b"bottom", -1)
+    assert item(memcached, b"leaf.txt") == (0, b"bottom", -1)

@@ -2,22 +2,13 @@
 errors for options that would store something else than asked, escaped output, secrets."""
 
 import io
-import os
-import pathlib
-import shutil
-import subprocess
-import tempfile
 
 import pytest
 
-from conftest import text_get, ttl
+from conftest import item
 from helpers import About, run
 from memccp_py.cli import build_parser
 
-
-def stored(server, key: bytes):
-    got = text_get(server, key)
-    return None if got is None else (*got, ttl(server, key))
 
 
 @pytest.fixture
@@ -38,10 +29,10 @@ def test_include_exclude_select_like_find(memcached, site, capsys):
                          "--include=*.gif", "--include=*.png", "--exclude=cache/", "-e", "60")
     assert (code, err) == (0, "memccp: 3 files, 3 stored (3 bytes), 0 failed\n")
     assert out == "/a.gif\n/img/b.gif\n/img/c.png\n"
-    assert stored(memcached, b"/a.gif") == (0, b"A", About(60))
-    assert stored(memcached, b"/img/c.png") == (0, b"C", About(60))
+    assert item(memcached, b"/a.gif") == (0, b"A", About(60))
+    assert item(memcached, b"/img/c.png") == (0, b"C", About(60))
     for key in (b"/notes.txt", b"/cache/d.gif", b"/en/index.html"):
-        assert stored(memcached, key) is None, key
+        assert item(memcached, key) is None, key
 
 
 def test_exclude_wins_and_matches_paths_in_lists(memcached, site, capsys):
@@ -51,10 +42,10 @@ def test_exclude_wins_and_matches_paths_in_lists(memcached, site, capsys):
                                     "--files-from=-", "--include=img/*", "--include=*.txt",
                                     "--exclude=*.png")
     assert (code, out, err) == (0, "", "")
-    assert stored(memcached, b"/img/b.gif") == (0, b"B", -1)
-    assert stored(memcached, b"/notes.txt") == (0, b"N", -1)
+    assert item(memcached, b"/img/b.gif") == (0, b"B", -1)
+    assert item(memcached, b"/notes.txt") == (0, b"N", -1)
     for key in (b"/img/c.png", b"/a.gif", b"/cache/d.gif"):
-        assert stored(memcached, key) is None, key
+        assert item(memcached, key) is None, key
 
 
 def run_with_stdin(capsys, text: str, *argv):
@@ -79,7 +70,7 @@ def test_same_key_twice_warns_and_the_last_wins(memcached, site, capsys):
         assert err == (f"memccp: {site}/en/index.html: warning: same key 'index.html' as "
                        f"{site}/de/index.html: the last one is stored (--docroot DIR keys files by "
                        "their path)\n")
-        assert stored(memcached, b"index.html") == (0, b"english", -1)
+        assert item(memcached, b"index.html") == (0, b"english", -1)
 
 
 def memcached_flush(server):
@@ -95,7 +86,7 @@ def test_unique_keys_refuses_the_second(memcached, site, capsys):
     assert (code, out) == (1, "")
     assert err == (f"memccp: {site}/en/index.html: same key 'index.html' as "
                    f"{site}/de/index.html: not stored (--unique-keys)\n")
-    assert stored(memcached, b"index.html") == (0, b"deutsch", -1)
+    assert item(memcached, b"index.html") == (0, b"deutsch", -1)
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -112,7 +103,7 @@ def test_usage_errors_store_nothing(memcached, site, capsys, argv, message):
     code, out, err = run(capsys, "-s", memcached.address, *argv, str(site / "a.gif"))
     assert (code, out) == (2, "")
     assert message in err.splitlines()[-1], err
-    assert stored(memcached, b"a.gif") is None and stored(memcached, b"k") is None
+    assert item(memcached, b"a.gif") is None and item(memcached, b"k") is None
 
 
 def test_expire_as_future_unix_time_is_kept(memcached, site, capsys):
@@ -122,7 +113,7 @@ def test_expire_as_future_unix_time_is_kept(memcached, site, capsys):
     when = int(time.time()) + 3600
     code, out, err = run(capsys, "-s", memcached.address, "-e", str(when), str(site / "a.gif"))
     assert (code, out, err) == (0, "", "")
-    flags, value, left = stored(memcached, b"a.gif")
+    flags, value, left = item(memcached, b"a.gif")
     assert (flags, value) == (0, b"A") and 3590 <= left <= 3601  # memcached counts whole seconds
 
 
@@ -133,7 +124,7 @@ def test_nul_in_a_newline_list_is_named(memcached, site, capsys):
     assert (code, out) == (1, "")
     assert err == ("memccp: bad\\x00name: file name contains a NUL byte "
                    "(for NUL-separated names use -0)\n")
-    assert stored(memcached, b"a.gif")[1] == b"A" and stored(memcached, b"notes.txt")[1] == b"N"
+    assert item(memcached, b"a.gif")[1] == b"A" and item(memcached, b"notes.txt")[1] == b"N"
 
 
 def test_control_bytes_are_escaped_everywhere(memcached, tmp_path, capsys):
@@ -176,32 +167,21 @@ def test_password_file_is_never_shown(memcached, site, tmp_path, capsys):
     assert "hunter2" not in err + out
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/bin/setpriv"),
-                    reason="needs root to run memccp as nobody")
-def test_unreadable_directory_is_named(memcached):
+def test_unreadable_directory_is_named(memcached, as_nobody):
     """-r as nobody: a directory it may not list is named, exit 1; the rest is stored."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    top = pathlib.Path(tempfile.mkdtemp())  # pytest's tmp_path is closed to other users
-    shutil.copytree(os.path.join(root, "memccp_py"), top / "memccp_py")
+    top, run_as_nobody = as_nobody
     doc = top / "doc"
     (doc / "closed").mkdir(parents=True)
     (doc / "closed" / "x.txt").write_bytes(b"x")
     (doc / "open.txt").write_bytes(b"o")
-    for path in (top, doc, top / "memccp_py", *(top / "memccp_py").iterdir(), doc / "open.txt"):
-        path.chmod(0o755 if path.is_dir() else 0o644)
+    doc.chmod(0o755)
+    (doc / "open.txt").chmod(0o644)
     (doc / "closed").chmod(0o700)
-    try:
-        result = subprocess.run(
-            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3",
-             "-m", "memccp_py", "-s", memcached.address, f"--docroot={doc}", "-r", str(doc)],
-            cwd=top, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(top)}, capture_output=True,
-            text=True, timeout=60)
-    finally:
-        shutil.rmtree(top)
+    result = run_as_nobody("-s", memcached.address, f"--docroot={doc}", "-r", str(doc))
     assert (result.returncode, result.stdout, result.stderr) == (
         1, "", f"memccp: {doc}/closed: cannot read directory: Permission denied\n")
-    assert stored(memcached, b"/open.txt") == (0, b"o", -1)
-    assert stored(memcached, b"/closed/x.txt") is None
+    assert item(memcached, b"/open.txt") == (0, b"o", -1)
+    assert item(memcached, b"/closed/x.txt") is None
 
 
 def test_exit_statuses_are_documented():

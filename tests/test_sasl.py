@@ -1,30 +1,13 @@
 """SASL against a real memcached started with -S and a sasldb made here."""
 
-import os
-import shutil
-import subprocess
 
 import pytest
 
-from conftest import NO_SERVER, start_memcached, stop, text_get
+from conftest import NO_SERVER, SASL_PASSWORD, text_get
 from helpers import run
 
-PASSWORD = "s3cret-Pa55"
+PASSWORD = SASL_PASSWORD
 
-
-@pytest.fixture(scope="module")
-def sasl_memcached(tmp_path_factory):
-    """memcached -S with user alice (password PASSWORD) in a private sasldb."""
-    if not shutil.which("saslpasswd2"):
-        pytest.skip("saslpasswd2 (sasl2-bin) is not installed")
-    conf = tmp_path_factory.mktemp("sasl")
-    db = conf / "sasldb2"
-    (conf / "memcached.conf").write_text(f"mech_list: plain\nsasldb_path: {db}\n")
-    subprocess.run(["saslpasswd2", "-p", "-a", "memcached", "-c", "-f", str(db), "alice"],
-                   input=PASSWORD.encode(), check=True)
-    server = start_memcached("-S", env=dict(os.environ, SASL_CONF_PATH=str(conf)))
-    yield server
-    stop(server)
 
 
 @pytest.fixture
