@@ -1,7 +1,7 @@
 """The bulk path against a minimal pipelined loader, and peak memory for one 1 GiB file.
 
 1. A tree of 50,000 files (0.1-2 KiB) and a tree of 200 files of 900 KiB, each loaded with
-   `memccp --base=BASE -r BASE` (the thin client and its warm helper) and with
+   `memccp --docroot=BASE -r BASE` (the thin client and its warm helper) and with
    bench/raw_loader.py (quiet sets written straight to a socket), taking turns, 3 rounds,
    median; every load stores every file.
 2. Peak RSS of memccp-py in-process (MEMCCP_HELPER=off: the measured process is the one
@@ -43,7 +43,7 @@ def large_tree(base: str) -> int:
 
 def turns(server: Memcached, base: str, count: int) -> tuple:
     """Median seconds of memccp-py and of the raw loader on BASE, taking turns."""
-    tools = {"py": [py_client(), f"--servers={server.address}", f"--base={base}", "-r", base],
+    tools = {"py": [py_client(), f"--servers={server.address}", f"--docroot={base}", "-r", base],
              "raw": [PYTHON, os.path.join(HERE, "raw_loader.py"), "127.0.0.1", str(server.port), base]}
     times = {name: [] for name in tools}
     for _ in range(ROUNDS):
@@ -69,7 +69,7 @@ def one_gib(server: Memcached) -> dict:
             for _ in range(size >> 20):
                 handle.write(chunk)
         env = dict(os.environ, MEMCCP_HELPER="off")
-        for name, argv in (("by name", [path]), ("-r", ["--base", base, "-r", base])):
+        for name, argv in (("by name", [path]), ("-r", ["--docroot", base, "-r", base])):
             server.flush()
             _, rss, status = peak_rss([py_client(), f"--servers={server.address}", *argv], env=env)
             if status != 0 or server.items() != 1:
