@@ -4,7 +4,8 @@ that changes while it is read, never a file outside its tree.
 * ``open`` never blocks: O_NONBLOCK (a FIFO or a device that slipped in), O_NOCTTY;
   O_NOFOLLOW for files found in a tree, whose links the walker resolved already;
 * the open descriptor is checked (fstat): a regular file, at most :data:`MAX_FILE_BYTES`;
-* for a file found in a tree, the kernel's own name of the open descriptor must lie inside
+* for a file found in a tree, the open descriptor must be the very file (device and
+  inode) the walk saw inside the tree, or else the kernel's own name of it must lie inside
   the tree (a link or a directory swapped in after the walk looked is caught here);
 * at most st_size bytes are read; more bytes after them, fewer than st_size, or another
   size or modification time afterwards is "file changed as we read it" (as tar says), and
@@ -22,6 +23,8 @@ from memccp_py.walker import Found, not_regular, pseudo
 
 #: No file larger than this is read: memcached's item size cannot exceed 1 GiB.
 MAX_FILE_BYTES = 1 << 30
+#: Files smaller than this are read in one call; larger ones into one buffer, never copied.
+SMALL_FILE_BYTES = 1 << 20
 
 _FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
 
@@ -48,6 +51,21 @@ def _read_stream(stream, limit: int) -> bytes:
         if size > limit:
             raise FileReadError(f"standard input has more than {limit} bytes, more than "
                                 "memcached can store")
+
+
+def _read_into(fd: int, size: int) -> bytearray:
+    """At most *size* bytes of *fd* in one buffer of that size (fewer if the file shrank)."""
+    data = bytearray(size)
+    done = 0
+    with memoryview(data) as view:
+        while done < size:
+            got = os.readv(fd, [view[done:]])
+            if not got:
+                break
+            done += got
+    if done < size:
+        del data[done:]
+    return data
 
 
 def _opened_as(fd: int) -> str | None:
@@ -91,7 +109,8 @@ def read_file(found: Found | str, limit: int = MAX_FILE_BYTES) -> bytes | bytear
             raise FileReadError(exc.strerror or str(exc)) from None
     in_tree = found.tree is not None
     try:  # a device is never opened: opening some has effects (a tape rewinds)
-        _regular(os.stat(found.real, follow_symlinks=not in_tree).st_mode)
+        if not found.seen:  # the walk looked already; fstat below sees what was opened
+            _regular(os.stat(found.real, follow_symlinks=not in_tree).st_mode)
         fd = os.open(found.real, _FLAGS | (os.O_NOFOLLOW if in_tree else 0))
     except OSError as exc:
         if exc.errno == errno.ELOOP and in_tree:
@@ -100,22 +119,19 @@ def read_file(found: Found | str, limit: int = MAX_FILE_BYTES) -> bytes | bytear
     try:
         before = os.fstat(fd)
         _regular(before.st_mode)  # it may have been swapped since
-        _check_place(fd, found)
+        if found.seen != (before.st_dev, before.st_ino):  # not the very file the walk saw
+            _check_place(fd, found)
         size = before.st_size
         if size > limit:
             raise FileReadError(f"file is {size} bytes, larger than memcached can store")
-        data = bytearray(size)
-        view = memoryview(data)
-        done = 0
-        while done < size:
-            got = os.readv(fd, [view[done:]])
-            if not got:
-                break
-            done += got
-        view.release()
+        if size < SMALL_FILE_BYTES:  # one read, one byte more than the size: growth shows
+            data = os.read(fd, size + 1)
+            changed = len(data) != size
+        else:
+            data = _read_into(fd, size)
+            changed = os.read(fd, 1) != b""
         after = os.fstat(fd)
-        if done < size or os.read(fd, 1) or after.st_size != size \
-                or after.st_mtime_ns != before.st_mtime_ns:
+        if changed or after.st_size != size or after.st_mtime_ns != before.st_mtime_ns:
             raise FileReadError("file changed as we read it: not stored")
         return data
     except OSError as exc:

@@ -100,6 +100,11 @@ def make_jobs(entries: abc.Iterable[Found | Skipped | str], *, key: bytes | None
             name = key
         elif isinstance(entry, Stdin):
             name = b"-"  # as C memccp: standard input is stored under "-"
+        elif base is not None and entry.rel is not None:  # the walk knows it: no path arithmetic
+            if entry.rel == os.pardir or entry.rel.startswith(os.pardir + os.sep):
+                name, problem = b"", f"not below --docroot {base}"
+            else:
+                name = uri = b"/" + os.fsencode(entry.rel)
         elif base is not None:
             try:
                 name = uri = uri_key(path, base)

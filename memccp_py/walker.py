@@ -25,43 +25,51 @@ from collections import abc
 PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
 
 
-def _below(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
+_PSEUDO_PREFIXES = tuple(root + "/" for root in PSEUDO_ROOTS)
 
 
 def pseudo(real: str) -> str | None:
     """The pseudo file system (/proc, /sys, /dev) the resolved path *real* lies in, or None."""
-    return next((root for root in PSEUDO_ROOTS if _below(real, root)), None)
+    if real.startswith(_PSEUDO_PREFIXES) or real in PSEUDO_ROOTS:
+        return next(root for root in PSEUDO_ROOTS if real == root or real.startswith(root + "/"))
+    return None
 
 
 class Tree:
     """A boundary: the real path of a directory whose links must stay inside it."""
 
-    __slots__ = ("root", "top")
+    __slots__ = ("root", "top", "_inside")
 
     def __init__(self, top: str) -> None:
         self.top = top  # as the user wrote it: paths below it are shown that way
         self.root = os.path.realpath(top)
+        self._inside = self.root.rstrip("/") + "/"
 
     def refuses(self, real: str) -> str | None:
         """Why a link resolving to *real* must not be followed, or None."""
-        if pseudo(real):
-            return "it leads into " + pseudo(real)
-        if not _below(real, self.root):
+        into = pseudo(real)
+        if into:
+            return "it leads into " + into
+        if real != self.root and not real.startswith(self._inside):
             return "it leads out of the tree"
         return None
 
 
 class Found:
     """A regular file to copy: ``path`` as shown and keyed, ``real`` what to open,
-    ``tree`` the boundary it must stay in (None: named by the user)."""
+    ``tree`` the boundary it must stay in (None: named by the user); ``rel``: its path
+    below --docroot when the walk knows it, else None; ``seen``: (st_dev, st_ino) of the
+    regular file the walk saw at ``real`` inside the tree, else None."""
 
-    __slots__ = ("path", "real", "tree")
+    __slots__ = ("path", "real", "tree", "rel", "seen")
 
-    def __init__(self, path: str, real: str | None = None, tree: Tree | None = None) -> None:
+    def __init__(self, path: str, real: str | None = None, tree: Tree | None = None,
+                 rel: str | None = None, seen: tuple[int, int] | None = None) -> None:
         self.path = path
         self.real = path if real is None else real
         self.tree = tree
+        self.rel = rel
+        self.seen = seen
 
 
 class Skipped:
@@ -138,5 +146,5 @@ def walk(top: str, selected: abc.Callable[[str, bool], bool] | None = None,
             elif not stat.S_ISREG(info.st_mode):
                 yield Skipped(shown, "skipped, " + not_regular(info.st_mode))
             elif selected is None or selected(rel, False):
-                yield Found(shown, real, tree)
+                yield Found(shown, real, tree, rel, (info.st_dev, info.st_ino))
         stack.extend(reversed(subdirs))
