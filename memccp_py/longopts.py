@@ -41,8 +41,15 @@ def _long_name(action: argparse.Action) -> str:
     return next(o for o in action.option_strings if o.startswith("--"))
 
 
-def expand(argv: abc.Sequence[str], parser: argparse.ArgumentParser) -> list[str]:
-    """*argv* with every long option written out in full and every option value attached."""
+#: Stands in for an option value that is exactly "--", which argparse would drop; argv
+#: cannot hold a NUL, so a value starting with one is never the user's. See :func:`restore`.
+DASHES = "\0--"
+
+
+def expand(argv: abc.Sequence[str], parser: argparse.ArgumentParser) -> tuple[list[str], list[str]]:
+    """*argv* with every long option written out in full and every option value attached,
+    and apart from it the FILEs after "--": those are files whatever they look like
+    (argparse's intermixed parsing would take them for options)."""
     actions = parser._option_string_actions
     c_names = [o[2:] for o in actions if o[2:] in C_LONG_OPTIONS]
     own_names = [o[2:] for o in actions if o.startswith("--")]
@@ -50,9 +57,7 @@ def expand(argv: abc.Sequence[str], parser: argparse.ArgumentParser) -> list[str
     args = iter(argv)
     for arg in args:
         if arg == "--":
-            out.append(arg)
-            out.extend(args)
-            break
+            return out, list(args)
         if arg.startswith("--"):
             name, eq, value = arg[2:].partition("=")
             action = actions.get("--" + name) or _resolve(name, c_names, actions) \
@@ -68,12 +73,22 @@ def expand(argv: abc.Sequence[str], parser: argparse.ArgumentParser) -> list[str
                 if value is None:
                     out.append(_long_name(action))  # argparse says it needs a value
                     continue
-            out.append(f"{_long_name(action)}={value}")
+            out.append(f"{_long_name(action)}={DASHES if value == '--' else value}")
         elif arg.startswith("-") and len(arg) > 1:
             out.extend(_short_cluster(arg, args, actions))
         else:
             out.append(arg)
-    return out
+    return out, []
+
+
+def restore(namespace: argparse.Namespace) -> argparse.Namespace:
+    """The option values that were exactly "--" (see :data:`DASHES`), as they were."""
+    for name, value in vars(namespace).items():
+        if value == DASHES:
+            setattr(namespace, name, "--")
+        elif isinstance(value, list) and DASHES in value:
+            setattr(namespace, name, ["--" if v == DASHES else v for v in value])
+    return namespace
 
 
 def _short_cluster(arg: str, args: abc.Iterator[str], actions: dict) -> list[str]:
@@ -90,6 +105,6 @@ def _short_cluster(arg: str, args: abc.Iterator[str], actions: dict) -> list[str
         if value is None:
             out.append("-" + letter)
         else:
-            out.append(f"{_long_name(action)}={value}")
+            out.append(f"{_long_name(action)}={DASHES if value == '--' else value}")
         break
     return out

@@ -109,9 +109,13 @@ def read_file(found: Found | str, limit: int = MAX_FILE_BYTES) -> bytes | bytear
             raise FileReadError(exc.strerror or str(exc)) from None
     in_tree = found.tree is not None
     try:  # a device is never opened: opening some has effects (a tape rewinds)
-        if not found.seen:  # the walk looked already; fstat below sees what was opened
-            _regular(os.stat(found.real, follow_symlinks=not in_tree).st_mode)
-        fd = os.open(found.real, _FLAGS | (os.O_NOFOLLOW if in_tree else 0))
+        if found.at is not None and found.at[0].fd is not None:
+            # in the very directory the walk listed, by name, no link followed
+            fd = os.open(found.at[1], _FLAGS | os.O_NOFOLLOW, dir_fd=found.at[0].fd)
+        else:
+            if not found.seen:  # the walk looked already; fstat below sees what was opened
+                _regular(os.stat(found.real, follow_symlinks=not in_tree).st_mode)
+            fd = os.open(found.real, _FLAGS | (os.O_NOFOLLOW if in_tree else 0))
     except OSError as exc:
         if exc.errno == errno.ELOOP and in_tree:
             raise FileReadError("not read: it became a link after the tree was read") from None

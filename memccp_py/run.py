@@ -18,6 +18,7 @@ from memccp_py.errors import UsageError
 from memccp_py.keys import printable, show
 from memccp_py.servers import parse_servers
 from memccp_py.reading import Stdin
+from memccp_py.selection import Selection
 from memccp_py.sources import all_paths, make_jobs
 
 #: memcached reads an expiry over this many seconds (30 days) as a unix time.
@@ -96,10 +97,14 @@ def _open_lists(names: list[str], stdin: io.TextIOBase) -> list[io.BufferedIOBas
         if name == "-":
             streams.append(stdin.buffer)
             continue
+        what = f"--files-from {show(os.fsencode(name))}"
         try:
+            mode = os.stat(name).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+                raise UsageError(f"{what}: not a regular file or a pipe")  # /dev/zero: endless
             streams.append(open(name, "rb"))
         except OSError as exc:
-            raise UsageError(f"--files-from {name}: {exc.strerror}") from None
+            raise UsageError(f"{what}: {exc.strerror}") from None
     return streams
 
 
@@ -117,10 +122,11 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | Non
     if args.debug:
         import logging
 
-        logging.basicConfig(stream=sys.stderr, level=logging.DEBUG,
-                            format="memccp: debug: %(name)s: %(message)s")
-        err.write(f"memccp: debug: servers {', '.join(map(str, servers))}; "
-                  f"distribution {args.distribution}, hash {args.hash}\n")
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(_PrintableFormatter("memccp: debug: %(name)s: %(message)s"))
+        logging.basicConfig(level=logging.DEBUG, handlers=[handler])
+        err.write(printable(f"memccp: debug: servers {', '.join(map(str, servers))}; "
+                            f"distribution {args.distribution}, hash {args.hash}") + "\n")
     if args.wait is not None:
         from memccp_py.wait import wait_for_servers
 
@@ -129,13 +135,9 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | Non
                       timeout=args.timeout, username=args.username, password=password,
                       retry_timeout=args.retry_timeout)
     lists = _open_lists(args.files_from, stdin)
-    wanted = None
-    if args.include or args.exclude:
-        from memccp_py.selection import Selection  # only then: it needs re
-
-        wanted = Selection(args.include, args.exclude).wants
+    selection = Selection(args.include, args.exclude) if args.include or args.exclude else None
     files = [Stdin(stdin.buffer) if f == "-" else f for f in args.files]
-    jobs = make_jobs(all_paths(files, lists, args.null, args.recursive, wanted, args.base),
+    jobs = make_jobs(all_paths(files, lists, args.null, args.recursive, selection, args.base),
                      key=None if args.key is None else os.fsencode(args.key),
                      mode=key_mode(args), base=args.base, prefix=os.fsencode(args.prefix),
                      escape=args.escape, unique_keys=args.unique_keys,
@@ -163,6 +165,19 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | Non
                   f"{unverified} missing or different\n")
     ok = summary.failed == 0 and summary.files == summary.stored and not evicted and not unverified
     return 0 if ok else 1
+
+
+class _PrintableFormatter:
+    """A logging formatter whose lines never carry control bytes (a user name, a server's
+    message): bmemcached logs what it is given."""
+
+    def __init__(self, fmt: str) -> None:
+        import logging
+
+        self._inner = logging.Formatter(fmt)
+
+    def format(self, record) -> str:
+        return printable(self._inner.format(record))
 
 
 def _summary_line(s: Summary) -> str:

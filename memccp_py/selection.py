@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from collections import abc
 
+from memccp_py.errors import UsageError
+
 
 def _translate(glob: str) -> str:
     """A regular expression for *glob* (``**``, ``*``, ``?``, ``[...]``)."""
@@ -59,21 +61,44 @@ class _Pattern:
         return self.regex.match(rel if self.whole_path else rel.rpartition("/")[2]) is not None
 
 
+def _pattern(option: str, glob: str) -> _Pattern:
+    try:
+        return _Pattern(glob)
+    except re.error as exc:
+        raise UsageError(f"{option} {glob!r}: not a pattern ({exc})") from None
+
+
+def _clean(rel: str) -> str:
+    rel = rel.lstrip("/")
+    while rel.startswith("./"):
+        rel = rel[2:].lstrip("/")
+    return rel
+
+
 class Selection:
     """The --include and --exclude patterns of a run."""
 
     def __init__(self, include: abc.Sequence[str] = (), exclude: abc.Sequence[str] = ()) -> None:
-        self.include = [_Pattern(g) for g in include]
-        self.exclude = [_Pattern(g) for g in exclude]
+        self.include = [_pattern("--include", g) for g in include]
+        self.exclude = [_pattern("--exclude", g) for g in exclude]
 
     def __bool__(self) -> bool:
         return bool(self.include or self.exclude)
 
+    def wants_path(self, rel: str, is_dir: bool = False) -> bool:
+        """:meth:`wants`, and no directory above *rel* excluded: for a path that does not come
+        from a walk, which would not have entered an excluded directory."""
+        rel = _clean(rel)
+        parts = rel.split("/")
+        for depth in range(1, len(parts)):
+            above = "/".join(parts[:depth])
+            if above not in ("", ".", "..") and any(p.matches(above, True) for p in self.exclude):
+                return False
+        return self.wants(rel, is_dir)
+
     def wants(self, rel: str, is_dir: bool = False) -> bool:
         """Whether the file (or directory) at *rel*, its path below the tree, is copied (walked)."""
-        rel = rel.lstrip("/")
-        while rel.startswith("./"):
-            rel = rel[2:].lstrip("/")
+        rel = _clean(rel)
         if any(p.matches(rel, is_dir) for p in self.exclude):
             return False
         if is_dir or not self.include:

@@ -11,13 +11,21 @@ from collections import abc
 from memccp_py.copier import Job, Notice
 from memccp_py.keys import directory_uri, key_for_path, nginx_escape, show, uri_key
 from memccp_py.reading import Stdin
+from memccp_py.selection import Selection
 from memccp_py.walker import Found, Skipped, Tree, walk
 
 
-def read_list(stream: io.BufferedIOBase, null: bool) -> abc.Iterator[str]:
-    """File names from a --files-from stream: one a line, or NUL-separated with --null."""
+#: No name in a --files-from list is longer (bytes): a longer one is an error, read no further.
+MAX_NAME_BYTES = 4096
+
+
+def read_list(stream: io.BufferedIOBase, null: bool) -> abc.Iterator[str | Skipped]:
+    """File names from a --files-from stream: one a line, or NUL-separated with --null; a
+    name over MAX_NAME_BYTES is a Skipped error (and what follows it up to the next
+    separator is dropped, a little at a time)."""
     sep = b"\0" if null else b"\n"
     rest = b""
+    too_long = False
     read = getattr(stream, "read1", stream.read)  # what is there now: a pipe may pause
     while True:
         chunk = read(1 << 16)
@@ -26,9 +34,16 @@ def read_list(stream: io.BufferedIOBase, null: bool) -> abc.Iterator[str]:
         parts = (rest + chunk).split(sep)
         rest = parts.pop()
         for part in parts:
-            if part:
+            if too_long:
+                too_long = False  # the end of the long name
+            elif part:
                 yield os.fsdecode(part)
-    if rest:
+        if len(rest) > MAX_NAME_BYTES:
+            if not too_long:
+                yield Skipped(show(rest[:64]) + "...", f"a name in the list is longer than "
+                              f"{MAX_NAME_BYTES} bytes: left out", error=True)
+            rest, too_long = b"", True
+    if rest and not too_long:
         yield os.fsdecode(rest)
 
 
@@ -53,25 +68,32 @@ def _below(path: str, base: str | None) -> str:
 
 
 def all_paths(files: abc.Sequence[str | Stdin], lists: abc.Sequence[io.BufferedIOBase], null: bool,
-              recursive: bool = False, wanted: abc.Callable[[str, bool], bool] | None = None,
+              recursive: bool = False, selection: Selection | None = None,
               base: str | None = None) -> abc.Iterator[Found | Skipped]:
     """The positional FILEs (directories walked with *recursive*), then the --files-from names;
-    of those, only what *wanted(path below the tree, is_dir)* wants (--include/--exclude).
+    of those, only what *selection* (--include/--exclude) picks, by their path below the
+    tree: a file under an excluded directory is left out wherever its name comes from.
 
     Positional FILEs are the user's own choice: links are followed. Files found in a
-    directory must stay inside it; with *base*, --files-from names must stay inside *base*."""
+    directory must stay inside it, or, with *base* (--docroot), inside *base*; so must
+    --files-from names with *base*."""
+    tree = None if base is None else Tree(base)
     for path in files:
         if isinstance(path, Stdin):
             yield path
-        elif recursive and os.path.isdir(path):
-            below = "" if base is None else _below(path, base)
-            yield from walk(path, wanted, "" if below == os.curdir else below)
-        elif wanted is None or wanted(_below(path, base), False):
+            continue
+        below = _below(path, base)
+        if recursive and os.path.isdir(path):
+            if selection is None or selection.wants_path(below, True):
+                yield from walk(path, selection, "" if base is None or below == os.curdir else below,
+                                tree)
+        elif selection is None or selection.wants_path(below):
             yield Found(path)
-    tree = None if base is None else Tree(base)
     for stream in lists:
         for name in read_list(stream, null):
-            if wanted is None or wanted(_below(name, base), False):
+            if isinstance(name, Skipped):
+                yield name
+            elif selection is None or selection.wants_path(_below(name, base)):
                 yield _listed(name, tree)
 
 

@@ -59,17 +59,20 @@ class Found:
     """A regular file to copy: ``path`` as shown and keyed, ``real`` what to open,
     ``tree`` the boundary it must stay in (None: named by the user); ``rel``: its path
     below --docroot when the walk knows it, else None; ``seen``: (st_dev, st_ino) of the
-    regular file the walk saw at ``real`` inside the tree, else None."""
+    regular file the walk saw at ``real`` inside the tree, else None; ``at``: the open
+    directory holding it and its name there, while the walk is on that directory."""
 
-    __slots__ = ("path", "real", "tree", "rel", "seen")
+    __slots__ = ("path", "real", "tree", "rel", "seen", "at")
 
     def __init__(self, path: str, real: str | None = None, tree: Tree | None = None,
-                 rel: str | None = None, seen: tuple[int, int] | None = None) -> None:
+                 rel: str | None = None, seen: tuple[int, int] | None = None,
+                 at: tuple[DirHandle, str] | None = None) -> None:
         self.path = path
         self.real = path if real is None else real
         self.tree = tree
         self.rel = rel
         self.seen = seen
+        self.at = at  # (directory, name): open it there while the walk is on that directory
 
 
 class Skipped:
@@ -91,60 +94,130 @@ def not_regular(mode: int) -> str:
     return f"not a regular file ({kind})"
 
 
-def walk(top: str, selected: abc.Callable[[str, bool], bool] | None = None,
-         below: str = "") -> abc.Iterator[Found | Skipped]:
+class DirHandle:
+    """An open directory of the walk: files found in it are opened relative to it (so a
+    directory swapped for a link after the walk looked cannot redirect the open). ``fd`` is
+    None once the walk has moved on."""
+
+    __slots__ = ("fd",)
+
+    def __init__(self, fd: int) -> None:
+        self.fd: int | None = fd
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_dir(real: str, node: tuple[int, int]) -> DirHandle:
+    """Open the directory *real*, which must still be the one (device, inode) seen."""
+    fd = os.open(real, _DIR_FLAGS)
+    info = os.fstat(fd)
+    if (info.st_dev, info.st_ino) != node:
+        os.close(fd)
+        raise OSError(0, "it changed while the tree was read")
+    return DirHandle(fd)
+
+
+def walk(top: str, selection=None, below: str = "", tree: Tree | None = None
+         ) -> abc.Iterator[Found | Skipped]:
     """Every regular file below the directory *top*, in name order, a directory's own files
     before its subdirectories; links, special files and errors as the policy says.
 
-    *selected(rel, is_dir)* says whether a file or directory is wanted (--include/--exclude);
-    *rel* is its path below *top*, after *below* (where *top* stands below --docroot); an
-    unwanted directory is not walked."""
-    tree = Tree(top)
+    *selection* (--include/--exclude) picks files and the directories walked, by their path
+    below the tree, *below* standing before *top*'s own (where *top* lies below --docroot);
+    a link is followed only when its target is picked too. *tree*: the boundary (default
+    *top* itself). Each directory is walked once: under its path in the tree, else under
+    the first link to it; links to a directory walked already are skipped with a warning,
+    so links cannot make the walk grow beyond the tree."""
+    tree = tree or Tree(top)
     try:
-        root_stat = os.stat(tree.root)
+        real_top = os.path.realpath(top)
+        info = os.stat(real_top)
     except OSError as exc:
         yield Skipped(top, exc.strerror or str(exc), error=True)
         return
-    # each: path as shown, path below the tree, real path, (dev, ino) of it and those above
-    stack = [(top, below, tree.root, frozenset({(root_stat.st_dev, root_stat.st_ino)}))]
-    while stack:
-        shown_dir, rel_dir, real_dir, ancestors = stack.pop()
+    refusal = tree.refuses(real_top) if real_top != tree.root else None
+    if refusal:
+        yield Skipped(top, f"not copied: it resolves to {real_top} and {refusal} "
+                           f"({tree.top})", error=True)
+        return
+    visited: set[tuple[int, int]] = set()
+    # each: path as shown, path below the tree, real path, (dev, ino)
+    stack = [(top, below, real_top, (info.st_dev, info.st_ino))]
+    links: list[tuple[str, str, str, tuple[int, int]]] = []  # directories reached by a link
+    while stack or links:
+        if not stack:
+            shown, rel, real, node = links.pop(0)
+            if node in visited:
+                yield Skipped(shown, f"skipped link to {real}: that directory is copied already")
+            else:
+                stack.append((shown, rel, real, node))
+            continue
+        shown_dir, rel_dir, real_dir, node = stack.pop()
+        if node in visited:  # below a directory reached by a link, and reached before
+            yield Skipped(shown_dir, f"skipped: {real_dir} is copied already")
+            continue
+        visited.add(node)
         try:
-            with os.scandir(real_dir) as listing:
+            handle = _open_dir(real_dir, node)
+            with os.scandir(handle.fd) as listing:
                 entries = sorted(listing, key=lambda e: e.name)
         except OSError as exc:
             yield Skipped(shown_dir, f"cannot read directory: {exc.strerror or exc}", error=True)
             continue
         subdirs = []
-        for entry in entries:
-            shown = os.path.join(shown_dir, entry.name)
-            rel = rel_dir + "/" + entry.name if rel_dir else entry.name
-            real = entry.path
-            try:
-                if entry.is_symlink():
-                    real = os.path.realpath(real)
-                    refusal = tree.refuses(real)
-                    if refusal:
-                        yield Skipped(shown, f"skipped link to {real}: {refusal}")
-                        continue
-                    info = os.stat(real)
-                else:
-                    info = entry.stat(follow_symlinks=False)
-            except FileNotFoundError:
-                yield Skipped(shown, "skipped broken link" if real != entry.path else
-                              "skipped: vanished while the tree was read")
-                continue
-            except OSError as exc:
-                yield Skipped(shown, exc.strerror or str(exc), error=True)
-                continue
-            if stat.S_ISDIR(info.st_mode):
-                node = (info.st_dev, info.st_ino)
-                if node in ancestors:
-                    yield Skipped(shown, "skipped directory loop: a link back to a directory above")
-                elif selected is None or selected(rel, True):
-                    subdirs.append((shown, rel, real, ancestors | {node}))
-            elif not stat.S_ISREG(info.st_mode):
-                yield Skipped(shown, "skipped, " + not_regular(info.st_mode))
-            elif selected is None or selected(rel, False):
-                yield Found(shown, real, tree, rel, (info.st_dev, info.st_ino))
+        try:
+            for entry in entries:
+                found = yield from _entry(entry, shown_dir, rel_dir, real_dir, tree, selection,
+                                          handle, subdirs, links)
+                if found is not None:
+                    yield found
+        finally:
+            handle.close()
         stack.extend(reversed(subdirs))
+
+
+def _entry(entry, shown_dir: str, rel_dir: str, real_dir: str, tree: Tree, selection,
+           handle: DirHandle, subdirs: list, links: list):
+    """Sort one directory entry: a Found to yield, a subdirectory or link to walk later, or
+    a Skipped (yielded here). Returns the Found, else None."""
+    shown = os.path.join(shown_dir, entry.name)
+    rel = rel_dir + "/" + entry.name if rel_dir else entry.name
+    real = os.path.join(real_dir, entry.name)
+    link = False
+    try:
+        if entry.is_symlink():
+            link, real = True, os.path.realpath(real)
+            refusal = tree.refuses(real)
+            if refusal:
+                yield Skipped(shown, f"skipped link to {real}: {refusal}")
+                return None
+            info = os.stat(real)
+        else:
+            info = entry.stat(follow_symlinks=False)
+    except FileNotFoundError:
+        yield Skipped(shown, "skipped broken link" if link else
+                      "skipped: vanished while the tree was read")
+        return None
+    except OSError as exc:
+        yield Skipped(shown, exc.strerror or str(exc), error=True)
+        return None
+    is_dir = stat.S_ISDIR(info.st_mode)
+    if not is_dir and not stat.S_ISREG(info.st_mode):
+        yield Skipped(shown, "skipped, " + not_regular(info.st_mode))
+        return None
+    if selection is not None:
+        if not selection.wants(rel, is_dir):
+            return None
+        if link and not selection.wants_path(os.path.relpath(real, tree.root), is_dir):
+            return None  # the target is left out: so is the link to it
+    node = (info.st_dev, info.st_ino)
+    if is_dir:
+        (links if link else subdirs).append((shown, rel, real, node))
+        return None
+    return Found(shown, real, tree, rel, node, None if link else (handle, entry.name))

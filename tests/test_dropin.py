@@ -131,3 +131,33 @@ def test_blank_separated_servers_as_libmemcached(memcached_cluster, tree, capsys
     monkeypatch.setenv("MEMCACHED_SERVERS", spec)
     code, out, err = run(capsys, "-q", "a.txt")
     assert (code, out, err) == (0, "", "")
+
+
+def test_double_dash_ends_the_options(memcached, tree, capsys):
+    """After --, every word is a FILE, as in C: files named like options (--files-from=...,
+    -v, -F 9) are copied as files, never read as options."""
+    (tree / "--files-from=list.txt").write_bytes(b"looks like an option")
+    (tree / "list.txt").write_bytes(b"/etc/passwd\n")
+    (tree / "-v").write_bytes(b"dash v")
+    code, out, err = run(capsys, "-s", memcached.address, "--", "--files-from=list.txt", "-v",
+                         "a.txt")
+    assert (code, out, err) == (0, "", "")
+    assert item(memcached, b"--files-from=list.txt") == (0, b"looks like an option", -1)
+    assert item(memcached, b"-v") == (0, b"dash v", -1)
+    assert item(memcached, b"a.txt") == (0, b"A", -1)
+    assert item(memcached, b"passwd") is None
+
+
+@pytest.mark.parametrize("option, key", [("--prefix=--", b"--a.txt"), ("--key=--", b"--")])
+def test_option_value_double_dash(memcached, tree, capsys, option, key):
+    """An option whose value is exactly -- keeps it, as getopt does."""
+    assert run(capsys, "-s", memcached.address, option, "a.txt") == (0, "", "")
+    assert item(memcached, key) == (0, b"A", -1)
+
+
+def test_number_value_double_dash_is_a_usage_error(memcached, tree, capsys):
+    """-e -- is a usage error naming '--', never an internal error."""
+    code, out, err = run(capsys, "-s", memcached.address, "-e", "--", "a.txt")
+    assert (code, out) == (2, "")
+    assert err.endswith("memccp: error: argument -e/--expire: '--' is not a number from 0 to "
+                        "4294967295\n")

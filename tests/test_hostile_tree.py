@@ -59,19 +59,64 @@ def test_links_out_of_the_tree_are_skipped(memcached, docroot, tmp_path):
 
 
 def test_links_inside_the_tree_are_followed_and_loops_end(memcached, docroot):
-    """-r: a link to a file or directory inside the tree is stored under the link's own URI;
-    a link back to a directory above ends with a warning; exit 0."""
+    """-r: a link to a file inside the tree is stored under the link's own URI; a directory
+    is copied once, under its own path: links to it, or back to a directory above, are
+    skipped with a warning; exit 0."""
     (docroot / "logo.gif").symlink_to("img/a.gif")
     (docroot / "pics").symlink_to(docroot / "img")
     (docroot / "img" / "up").symlink_to("..")
     result = memccp("-s", memcached.address, f"--docroot={docroot}", "-r", docroot)
     assert (result.returncode, result.stdout) == (0, "")
     assert result.stderr.splitlines() == [
-        f"memccp: {docroot}/img/up: warning: skipped directory loop: a link back to a directory above",
-        f"memccp: {docroot}/pics/up: warning: skipped directory loop: a link back to a directory above",
+        f"memccp: {docroot}/pics: warning: skipped link to {docroot}/img: that directory is "
+        "copied already",
+        f"memccp: {docroot}/img/up: warning: skipped link to {docroot}: that directory is "
+        "copied already",
     ]
-    for key in (b"/logo.gif", b"/pics/a.gif", b"/img/a.gif"):
+    for key in (b"/logo.gif", b"/img/a.gif"):
         assert item(memcached, key) == (0, b"GIF89a", -1), key
+    assert item(memcached, b"/pics/a.gif") is None
+
+
+def test_link_to_a_directory_of_the_docroot_outside_the_walk(memcached, docroot):
+    """--docroot DOC -r DOC/site: a link in site/ to a directory of DOC elsewhere is walked
+    under the link's path (it stays inside the docroot)."""
+    (docroot / "site").mkdir()
+    (docroot / "site" / "shared").symlink_to("../img")
+    result = memccp("-s", memcached.address, f"--docroot={docroot}", "-r", docroot / "site")
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert item(memcached, b"/site/shared/a.gif") == (0, b"GIF89a", -1)
+    assert item(memcached, b"/img/a.gif") is None and item(memcached, b"/index.html") is None
+
+
+def test_links_cannot_multiply_the_tree(memcached, tmp_path):
+    """Directories linking to each other (d1/l2 -> ../d2, ...) store each real file once,
+    under its own path: links cannot make the walk grow beyond the tree."""
+    bomb = tmp_path / "bomb"
+    count = 6
+    for i in range(count):
+        (bomb / f"d{i}").mkdir(parents=True)
+        (bomb / f"d{i}" / "f").write_bytes(b"%d" % i)
+    for i in range(count):
+        for j in range(count):
+            if i != j:
+                (bomb / f"d{i}" / f"l{j}").symlink_to(f"../d{j}")
+    result = memccp("-s", memcached.address, f"--docroot={bomb}", "-r", "-v", bomb)
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [f"/d{i}/f" for i in range(count)]
+    assert len(result.stderr.splitlines()) == count * (count - 1) + 1  # each link, the summary
+    assert all(item(memcached, b"/d%d/f" % i) == (0, b"%d" % i, -1) for i in range(count))
+
+
+def test_directory_given_to_r_must_stay_in_the_docroot(memcached, docroot, tmp_path):
+    """--docroot DOC -r DOC/link where link leads out of DOC: an error naming it, nothing
+    from there stored; exit 1."""
+    (docroot / "etcdir").symlink_to(tmp_path)
+    result = memccp("-s", memcached.address, f"--docroot={docroot}", "-r", docroot / "etcdir")
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (f"memccp: {docroot}/etcdir: not copied: it resolves to {tmp_path} "
+                             f"and it leads out of the tree ({docroot})\n")
+    assert item(memcached, b"/etcdir/secret") is None
 
 
 def test_explicit_files_follow_links_but_not_into_proc(memcached, docroot, tmp_path):

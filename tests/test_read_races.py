@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from memccp_py import reading
+from memccp_py import reading, walker
 from memccp_py.errors import FileReadError
 from memccp_py.walker import Found, walk
 
@@ -112,15 +112,27 @@ def test_unreadable_directory_is_an_error(tree, monkeypatch):
     """A directory that cannot be listed is an error entry (the run fails), the walk goes on."""
     doc, _ = tree
     (doc / "zz.txt").write_bytes(b"z")
-    real_scandir = os.scandir
+    real_open_dir = walker._open_dir
 
-    def scandir(path):
-        if str(path).endswith("/sub"):
+    def open_dir(real, node):
+        if real.endswith("/sub"):
             raise PermissionError(13, "Permission denied")
-        return real_scandir(path)
+        return real_open_dir(real, node)
 
-    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(walker, "_open_dir", open_dir)
     entries = [(type(e).__name__, e.path, getattr(e, "reason", None), getattr(e, "error", None))
                for e in walk(str(doc))]
     assert entries == [("Found", f"{doc}/zz.txt", None, None),
                        ("Skipped", f"{doc}/sub", "cannot read directory: Permission denied", True)]
+
+
+def test_directory_swapped_while_the_walk_is_on_it(tree):
+    """While the walk is on a directory, its files are opened in that very directory (by
+    its descriptor): swapping it for a link out of the tree changes nothing that is read."""
+    doc, outside = tree
+    files = (e for e in walk(str(doc)) if e.path.endswith("page.html"))
+    entry = next(files)  # the walk now holds doc/sub open
+    os.rename(doc / "sub", doc / "old")
+    os.symlink(outside / "sub", doc / "sub")
+    assert bytes(reading.read_file(entry)) == b"public"
+    files.close()

@@ -2,6 +2,7 @@
 errors for options that would store something else than asked, escaped output, secrets."""
 
 import io
+import os
 
 import pytest
 
@@ -190,3 +191,77 @@ def test_exit_statuses_are_documented():
     for words in ("0 all files stored", "1 some file or server failed", "2 usage error",
                   "70 internal error", "130 interrupted"):
         assert " ".join(words.split()) in " ".join(text.split()), words
+
+
+def test_exclude_holds_through_links(memcached, tmp_path, capsys):
+    """--exclude applies to what a link leads to: a link to an excluded file or into an
+    excluded directory is left out like its target."""
+    doc = tmp_path / "doc"
+    (doc / "app").mkdir(parents=True)
+    (doc / "users").mkdir()
+    (doc / "app" / "config.php").write_bytes(b"<?php $pass='hunter2';")
+    (doc / "app" / "notes.txt").write_bytes(b"private")
+    (doc / "users" / "notes.txt").symlink_to("../app/config.php")
+    (doc / "users" / "app").symlink_to("../app")
+    (doc / "users" / "mine.txt").write_bytes(b"mine")
+    for exclude in (["--exclude=*.php", "--exclude=app/"], ["--exclude=app/"]):
+        memcached_flush(memcached)
+        code, out, err = run(capsys, "-s", memcached.address, f"--docroot={doc}", "-r", str(doc),
+                             *exclude)
+        assert (code, out, err) == (0, "", "")
+        assert item(memcached, b"/users/mine.txt") == (0, b"mine", -1)
+        for key in (b"/users/notes.txt", b"/users/app/notes.txt", b"/app/config.php"):
+            assert item(memcached, key) is None, (exclude, key)
+
+
+def test_exclude_directory_for_every_source(memcached, tmp_path, capsys, monkeypatch):
+    """An excluded directory leaves out its files whether they come from -r, from positional
+    directories under -r, or from --files-from names."""
+    doc = tmp_path / "sel"
+    for rel in (".git/config", "private/secret.html", "index.html"):
+        (doc / rel).parent.mkdir(parents=True, exist_ok=True)
+        (doc / rel).write_bytes(rel.encode())
+    names = "".join(f"{p}\n" for p in sorted(map(str, doc.rglob("*"))) if os.path.isfile(p))
+    runs = [["-r", str(doc / ".git"), str(doc / "private"), str(doc / "index.html")],
+            ["--files-from=-"]]
+    for argv in runs:
+        memcached_flush(memcached)
+        code, out, err = run_with_stdin(capsys, names, "-s", memcached.address, f"--docroot={doc}",
+                                        "--exclude=.git", "--exclude=private/", *argv)
+        assert (code, out, err) == (0, "", ""), argv
+        assert item(memcached, b"/index.html") == (0, b"index.html", -1)
+        assert item(memcached, b"/.git/config") is None and item(memcached, b"/private/secret.html") is None
+
+
+def test_bad_glob_is_a_usage_error(memcached, site, capsys):
+    """A glob that is no pattern (a reversed range) is a usage error, not an internal error."""
+    code, out, err = run(capsys, "-s", memcached.address, "--include=[z-a]", str(site / "a.gif"))
+    assert (code, out) == (2, "")
+    assert err.startswith("memccp: --include '[z-a]': not a pattern (bad character range")
+    assert item(memcached, b"a.gif") is None
+
+
+def test_files_from_is_bounded(memcached, site, tmp_path, capsys):
+    """--files-from: a device (endless) is a usage error; a name over 4096 bytes is one
+    error, and the names after it are still stored."""
+    code, out, err = run(capsys, "-s", memcached.address, "--files-from=/dev/zero")
+    assert (code, out, err) == (2, "", "memccp: --files-from /dev/zero: not a regular file or a pipe\n")
+    listing = tmp_path / "list"
+    listing.write_bytes(b"x" * 100_000 + b"\n" + os.fsencode(site / "a.gif") + b"\n")
+    code, out, err = run(capsys, "-s", memcached.address, f"--files-from={listing}")
+    assert (code, out) == (1, "")
+    assert err == ("memccp: " + "x" * 64 + "...: a name in the list is longer than 4096 bytes: "
+                   "left out\n")
+    assert item(memcached, b"a.gif") == (0, b"A", -1)
+
+
+def test_debug_output_escapes_control_bytes(site, capsys):
+    """--debug lines escape control bytes too (a server list is user input)."""
+    code, out, err = run(capsys, "-d", "-s", "/nonexistent\x1b[31m", str(site / "a.gif"))
+    assert code == 1 and "\x1b" not in err and "/nonexistent\\x1b[31m" in err
+
+
+def test_plus_sign_as_strtoul_reads_it(memcached, site, capsys):
+    """-F +5 is 5, as C memccp's strtoul reads it."""
+    assert run(capsys, "-s", memcached.address, "-F", "+5", str(site / "a.gif")) == (0, "", "")
+    assert item(memcached, b"a.gif") == (5, b"A", -1)
