@@ -186,7 +186,8 @@ class _Run:
             self.flush()  # unbuffered: a batch of one, through the same path
 
     def queue(self, number: int, job: Job, item: Item, connections: list[Connection]) -> None:
-        if any(item.key in self.pending.get(conn, ()) for conn in connections):
+        pending = self.pending
+        if any(item.key in pending[conn] for conn in connections if conn in pending):
             self.flush()  # the same key twice: keep the order of the stores
         for conn in connections:
             self.pending.setdefault(conn, {})[item.key] = (item, number)

@@ -171,10 +171,13 @@ def walk(top: str, selection=None, below: str = "", tree: Tree | None = None
             yield Skipped(shown_dir, f"cannot read directory: {exc.strerror or exc}", error=True)
             continue
         subdirs = []
+        shown_dir = shown_dir if shown_dir.endswith("/") else shown_dir + "/"
+        real_dir = real_dir if real_dir.endswith("/") else real_dir + "/"
+        rel_dir = rel_dir + "/" if rel_dir else ""
         try:
             for entry in entries:
-                found = yield from _entry(entry, shown_dir, rel_dir, real_dir, tree, selection,
-                                          handle, subdirs, links)
+                found = _entry(entry, shown_dir, rel_dir, real_dir, tree, selection, handle,
+                               subdirs, links)
                 if found is not None:
                     yield found
         finally:
@@ -184,33 +187,30 @@ def walk(top: str, selection=None, below: str = "", tree: Tree | None = None
 
 def _entry(entry, shown_dir: str, rel_dir: str, real_dir: str, tree: Tree, selection,
            handle: DirHandle, subdirs: list, links: list):
-    """Sort one directory entry: a Found to yield, a subdirectory or link to walk later, or
-    a Skipped (yielded here). Returns the Found, else None."""
-    shown = os.path.join(shown_dir, entry.name)
-    rel = rel_dir + "/" + entry.name if rel_dir else entry.name
-    real = os.path.join(real_dir, entry.name)
+    """Sort one directory entry: a Found or Skipped to yield (returned), or a subdirectory or
+    link to walk later (appended to *subdirs* or *links*; None returned). The directory
+    paths end with "/" (*rel_dir* is "" at the top)."""
+    shown = shown_dir + entry.name
+    rel = rel_dir + entry.name
+    real = real_dir + entry.name
     link = False
     try:
         if entry.is_symlink():
             link, real = True, os.path.realpath(real)
             refusal = tree.refuses(real)
             if refusal:
-                yield Skipped(shown, f"skipped link to {real}: {refusal}")
-                return None
+                return Skipped(shown, f"skipped link to {real}: {refusal}")
             info = os.stat(real)
         else:
             info = entry.stat(follow_symlinks=False)
     except FileNotFoundError:
-        yield Skipped(shown, "skipped broken link" if link else
-                      "skipped: vanished while the tree was read")
-        return None
+        return Skipped(shown, "skipped broken link" if link else
+                       "skipped: vanished while the tree was read")
     except OSError as exc:
-        yield Skipped(shown, exc.strerror or str(exc), error=True)
-        return None
+        return Skipped(shown, exc.strerror or str(exc), error=True)
     is_dir = stat.S_ISDIR(info.st_mode)
     if not is_dir and not stat.S_ISREG(info.st_mode):
-        yield Skipped(shown, "skipped, " + not_regular(info.st_mode))
-        return None
+        return Skipped(shown, "skipped, " + not_regular(info.st_mode))
     if selection is not None:
         if not selection.wants(rel, is_dir):
             return None
