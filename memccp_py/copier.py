@@ -13,7 +13,7 @@ from collections import abc
 
 from memccp_py.connection import Connection, Item, digest
 from memccp_py.errors import CopyError, InvalidKeyError
-from memccp_py.keys import key_problem, key_warning, printable, show
+from memccp_py.keys import MAX_KEY_LENGTH, key_problem, key_warning, printable, show
 from memccp_py.reading import read_file
 
 #: Pipelined stores are sent in batches of at most this many bytes or items.
@@ -157,9 +157,8 @@ class _Run:
         """Check the key, read the file (gzip it if asked): the item to store."""
         if job.problem:
             raise CopyError(job.problem)
-        problem = key_problem(job.key)
-        if problem:
-            raise InvalidKeyError(f"{problem}: '{show(job.key)}'")
+        if not 0 < len(job.key) <= MAX_KEY_LENGTH:
+            raise InvalidKeyError(f"{key_problem(job.key)}: '{show(job.key)}'")
         data = read_file(job.source or job.path)
         flags = self.opt.flags
         if self.opt.gzip_flag is not None:
@@ -174,7 +173,8 @@ class _Run:
 
     def copy(self, number: int, job: Job) -> None:
         self.files += 1
-        self.show_progress()
+        if self.progress_at is not None:
+            self.show_progress()
         try:
             item = self.prepare(job)
             connections = self.cluster.route(item.key, job.name)

@@ -122,7 +122,8 @@ def read_file(found: Found | str, limit: int = MAX_FILE_BYTES) -> bytes | bytear
         raise FileReadError(exc.strerror or str(exc)) from None
     try:
         before = os.fstat(fd)
-        _regular(before.st_mode)  # it may have been swapped since
+        if not stat.S_ISREG(before.st_mode):
+            _regular(before.st_mode)  # it was swapped since: say what it is now
         if found.seen != (before.st_dev, before.st_ino):  # not the very file the walk saw
             _check_place(fd, found)
         size = before.st_size

@@ -109,9 +109,9 @@ def make_jobs(entries: abc.Iterable[Found | Skipped | str], *, key: bytes | None
     the second is an error and is not stored)."""
     first: dict[bytes, str] = {}
     for entry in entries:
-        if isinstance(entry, str):
+        if type(entry) is str:
             entry = Found(entry)
-        if isinstance(entry, Skipped):
+        elif type(entry) is Skipped:
             if entry.error:
                 yield Job(entry.path, b"", entry.reason)
             else:
@@ -134,9 +134,9 @@ def make_jobs(entries: abc.Iterable[Found | Skipped | str], *, key: bytes | None
                 name, problem = b"", str(exc)
         else:
             name = key_for_path(path, mode)
-        names = [prefix + name + suffix]
+        names = (prefix + name + suffix,) if prefix or suffix else (name,)
         if uri is not None and index and serves_directory(entry.real, index):
-            names.append(prefix + directory_uri(uri) + suffix)
+            names += (prefix + directory_uri(uri) + suffix,)
         for name in names:
             stored = nginx_escape(name) if escape == "nginx" else name
             job_problem = problem
