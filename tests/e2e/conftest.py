@@ -116,11 +116,12 @@ def installed_memccp() -> str:
     return _checked_installed()
 
 
-def memcached_location(memcached_pass: str, extra: str = "", path: str = "/") -> str:
-    """A ``location`` serving items keyed by the URI, as in the deployment, and the
+def memcached_location(memcached_pass: str, extra: str = "", path: str = "/",
+                       key: str = "$uri") -> str:
+    """A ``location`` serving items keyed by *key* (the URI, as in the deployment), and the
     ``@fallback`` it hands misses to (404). *extra* goes inside the location block."""
     return (f"location {path} {{\n"
-            f"    set $memcached_key $uri;\n"
+            f"    set $memcached_key \"{key}\";\n"
             f"    memcached_pass {memcached_pass};\n"
             f"    error_page 404 = @fallback;\n"
             f"    {extra}\n"

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import Memcached, start_memcached, stop, text_command, text_get, wait_until_answers
 from systemd_unit import unit_command
-from .conftest import MEMCCP, SYSTEM_ENV, run_installed
+from .conftest import MEMCCP, SYSTEM_ENV, memcached_location, run_installed
 
 pytestmark = [pytest.mark.installed, pytest.mark.nginx]
 
@@ -25,19 +25,6 @@ MEMCACHED = "/usr/bin/memcached"
 SITE = {"/index.html": b"<h1>top</h1>", "/docs/index.html": b"<h1>docs</h1>",
         "/docs/guide.html": b"<p>guide</p>", "/img/logo.gif": b"GIF89a\x01\x00\x01\x00",
         "/my docs/index.html": b"<p>spaced</p>"}
-
-
-def location(memcached_pass: str, key: str, extra: str = "") -> str:
-    """nginx serving from memcached under *key*, misses to a 404 fallback."""
-    return (f"location / {{\n"
-            f"    set $memcached_key \"{key}\";\n"
-            f"    memcached_pass {memcached_pass};\n"
-            f"    error_page 404 = @fallback;\n"
-            f"    {extra}\n"
-            f"}}\n"
-            f"location @fallback {{\n"
-            f"    return 404;\n"
-            f"}}\n")
 
 
 def stored_keys(server) -> set:
@@ -61,7 +48,7 @@ def test_suffix_and_index_served_by_nginx(memccp_program, memcached, nginx, web_
     /docs/ from their index.html, "/my docs/" escaped; a directory without an index and a
     request with arguments fall back (404)."""
     base = web_root(SITE)
-    server = nginx(location(memcached.address, key))
+    server = nginx(memcached_location(memcached.address, key=key))
     result = run_installed([memccp_program, f"--servers={memcached.address}", f"--docroot={base}",
                             "--recursive", "--escape=nginx", "--suffix=?", "--index=index.html",
                             *prefix, str(base)])
@@ -104,7 +91,8 @@ def test_preload_unit_rewarms_a_restarted_memcached(installed_memccp, nginx, web
                               for line in lines) + "\n")
     argv = unit_command(UNIT, conf)
     assert argv[0] == MEMCCP
-    server = nginx(location(f"127.0.0.1:{port}", "$uri?$args", "memcached_gzip_flag 2; gunzip on;"))
+    server = nginx(memcached_location(f"127.0.0.1:{port}", "memcached_gzip_flag 2; gunzip on;",
+                                      key="$uri?$args"))
     try:
         result = run_installed(argv)
         assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
