@@ -173,22 +173,13 @@ class Connection(Protocol):
         """One number from the server's general statistics (None if it has none)."""
         opaque = self._next_opaques(1)
         self._send(HEADER.pack(REQUEST, _STAT, 0, 0, 0, 0, 0, opaque, 0))
-        value = None
-        for _ in range(MAX_STATS):
-            reply = self.wire.reply(MAX_STAT_BODY)
-            if reply.opaque != opaque:
-                raise WireFault("answered a request never sent (bad opaque)")
-            if reply.opcode != _STAT:
-                raise WireFault(f"answered another command (opcode 0x{reply.opcode:02x})")
-            if reply.status:
-                if reply.status in (0x08, 0x20):
-                    self._server_status(reply.status)
-                return None
-            if not reply.key:
-                return value
-            if reply.key == name.encode() and reply.value.isdigit():
-                value = int(reply.value)
-        raise WireFault("sends endless statistics")
+        status, value = self.wire.stat_value(opaque, _STAT, name.encode(), MAX_STAT_BODY,
+                                             MAX_STATS)
+        if status:
+            if status in (0x08, 0x20):
+                self._server_status(status)
+            return None
+        return int(value) if value is not None and value.isdigit() else None
 
     # -- what memccp calls ------------------------------------------------------
     def evictions(self) -> int | None:

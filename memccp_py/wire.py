@@ -192,6 +192,35 @@ class Wire:
             del self.inbox[:step]
             size -= step
 
+    def stat_value(self, opaque: int, opcode: int, name: bytes, max_body: int,
+                   max_count: int) -> tuple[int, bytes | None]:
+        """Read a whole STAT answer (replies up to the one with an empty key) and return
+        (status, the value of the statistic *name* or None). The same checks as
+        :meth:`reply`, parsed in place: a server answers some ninety statistics."""
+        value = None
+        for _ in range(max_count):
+            self._fill(HEADER.size)
+            magic, code, keylen, extlen, _type, status, bodylen, got, _cas = \
+                HEADER.unpack_from(self.inbox)
+            if magic != RESPONSE:
+                raise WireFault("not a binary-protocol memcached (it answered "
+                                f"'{show(bytes(self.inbox[:16]))}')")
+            if bodylen > max_body or keylen + extlen > bodylen:
+                raise WireFault(f"malformed reply (body of {bodylen} bytes announced)")
+            if got != opaque:
+                raise WireFault("answered a request never sent (bad opaque)")
+            if code != opcode:
+                raise WireFault(f"answered another command (opcode 0x{code:02x})")
+            self._fill(HEADER.size + bodylen)
+            start = HEADER.size + extlen
+            if status or not keylen:
+                del self.inbox[:HEADER.size + bodylen]
+                return status, value
+            if self.inbox[start:start + keylen] == name:
+                value = bytes(self.inbox[start + keylen:HEADER.size + bodylen])
+            del self.inbox[:HEADER.size + bodylen]
+        raise WireFault("sends endless statistics")
+
     def reply(self, max_body: int, max_kept: int | None = None) -> Reply:
         """The next reply. A body over *max_body* is a fault; a value over *max_kept*
         (default: any allowed) is read and dropped (``value`` None, ``length`` its size)."""
