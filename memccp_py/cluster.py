@@ -73,6 +73,18 @@ class Cluster:
         except ServerError as exc:
             return [(item, exc) for item in items]
 
+    def item_limit(self, connections: abc.Sequence[Connection]) -> int | None:
+        """The largest item every one of *connections* stores (memcached -I), None if
+        unknown (a server that fails now is left to fail the store itself)."""
+        limits = []
+        for conn in connections:
+            try:
+                limits.append(self._call(conn, conn.item_size_max))
+            except ServerError:
+                return None
+        known = [limit for limit in limits if limit]
+        return min(known) if known else None
+
     def evicted(self) -> list[tuple[Server, int]]:
         """(server, items evicted since it was connected) for each server that evicted any."""
         found = []

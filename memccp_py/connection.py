@@ -39,6 +39,8 @@ MAX_REPLY_BODY = 64 << 10
 MAX_VALUE_BODY = (1 << 30) + 4 + 250
 #: STAT answers this many lines at most (memcached: about 100), each this long at most.
 MAX_STATS, MAX_STAT_BODY = 1000, 4096
+#: Why an item is not stored when it is larger than the server's item size.
+TOO_LARGE = "value is larger than the server's item size limit (memcached -I)"
 
 _QUIET_STORE = {"set": 0x11, "add": 0x12, "replace": 0x13}
 _NOOP, _STAT, _GETKQ = 0x0A, 0x10, 0x0D
@@ -82,6 +84,7 @@ class Connection(Protocol):
         self.wire: Wire | None = None
         #: the server's eviction counter when this connection was made (None: unknown)
         self.evictions_at_connect: int | None = None
+        self._item_size_max: int | None | bool = False  # False: not asked on this connection
         self._opaque = 0
 
     def __str__(self) -> str:  # bmemcached's own includes the password
@@ -99,6 +102,7 @@ class Connection(Protocol):
         if self.wire is not None:
             self.wire.close()
         self.wire = self.connection = None
+        self._item_size_max = False  # a restarted server may have another -I
 
     def _next_opaques(self, count: int) -> int:
         if self._opaque + count >= 1 << 31:
@@ -169,10 +173,11 @@ class Connection(Protocol):
         if status not in (0x01, 0x02, 0x03, 0x05) and status not in _ITEM_STATUS:
             raise self._fault(f"unexpected reply status 0x{status:02x}")
 
-    def _stat(self, name: str) -> int | None:
-        """One number from the server's general statistics (None if it has none)."""
+    def _stat(self, name: str, group: bytes = b"") -> int | None:
+        """One number from the server's statistics (general, or *group*: b"settings"),
+        None if it has none."""
         opaque = self._next_opaques(1)
-        self._send(HEADER.pack(REQUEST, _STAT, 0, 0, 0, 0, 0, opaque, 0))
+        self._send(HEADER.pack(REQUEST, _STAT, len(group), 0, 0, 0, len(group), opaque, 0) + group)
         status, value = self.wire.stat_value(opaque, _STAT, name.encode(), MAX_STAT_BODY,
                                              MAX_STATS)
         if status:
@@ -182,6 +187,16 @@ class Connection(Protocol):
         return int(value) if value is not None and value.isdigit() else None
 
     # -- what memccp calls ------------------------------------------------------
+    def item_size_max(self) -> int | None:
+        """The largest item the server stores (memcached -I), asked once; None if unknown."""
+        if self._item_size_max is False:
+            self.open()
+            try:
+                self._item_size_max = self._stat("item_size_max", b"settings")
+            except WireFault as exc:
+                raise self._fault(str(exc)) from None
+        return self._item_size_max
+
     def evictions(self) -> int | None:
         """The server's eviction counter now (None if unknown)."""
         self.open()
@@ -251,7 +266,7 @@ class Connection(Protocol):
         if status == 0x01 and op == "replace":
             return KeyNotFoundError(f"key '{key}' does not exist (--replace changes only existing keys)")
         if status == 0x03:
-            return ItemTooLargeError("value is larger than the server's item size limit (memcached -I)")
+            return ItemTooLargeError(TOO_LARGE)
         if status in _ITEM_STATUS:
             return StoreError(_ITEM_STATUS[status])
         return StoreError(f"key '{key}': item not stored")

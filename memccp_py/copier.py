@@ -11,10 +11,14 @@ import os
 import time
 from collections import abc
 
-from memccp_py.connection import Connection, Item, digest
-from memccp_py.errors import CopyError, InvalidKeyError
+from memccp_py.connection import Connection, Item, TOO_LARGE, digest
+from memccp_py.errors import CopyError, InvalidKeyError, ItemTooLargeError
 from memccp_py.keys import MAX_KEY_LENGTH, key_problem, key_warning, printable, show
 from memccp_py.reading import read_file
+
+#: Files larger than this are checked against the servers' item size (memcached -I) before
+#: they are read: a sparse 1 GiB file meant for a 1 MiB server is never read.
+ASK_ITEM_LIMIT_FROM = 64 << 10
 
 #: Pipelined stores are sent in batches of at most this many bytes or items.
 BATCH_BYTES = 4 << 20
@@ -153,13 +157,23 @@ class _Run:
         if self.opt.verbose:
             self.say(show(job.key) + "\n")
 
-    def prepare(self, job: Job) -> Item:
-        """Check the key, read the file (gzip it if asked): the item to store."""
+    def prepare(self, job: Job) -> tuple[Item, list[Connection]]:
+        """Check the key, find its servers, read the file (gzip it if asked): the item to
+        store and where. A file larger than its servers store is not read at all."""
         if job.problem:
             raise CopyError(job.problem)
         if not 0 < len(job.key) <= MAX_KEY_LENGTH:
             raise InvalidKeyError(f"{key_problem(job.key)}: '{show(job.key)}'")
-        data = read_file(job.source or job.path)
+        connections = self.cluster.route(job.key, job.name)
+
+        def check_size(size: int) -> None:
+            if size > ASK_ITEM_LIMIT_FROM:
+                limit = self.cluster.item_limit(connections)
+                if limit is not None and size > limit:
+                    raise ItemTooLargeError(TOO_LARGE)
+
+        data = read_file(job.source or job.path,
+                         check_size=check_size if self.opt.gzip_flag is None else None)
         flags = self.opt.flags
         if self.opt.gzip_flag is not None:
             packed = gzip_bytes(data)
@@ -169,15 +183,14 @@ class _Run:
             warning = key_warning(job.key)
             if warning:
                 self.report(job, f"warning: {warning}")
-        return Item(job.key, data, flags)
+        return Item(job.key, data, flags), connections
 
     def copy(self, number: int, job: Job) -> None:
         self.files += 1
         if self.progress_at is not None:
             self.show_progress()
         try:
-            item = self.prepare(job)
-            connections = self.cluster.route(item.key, job.name)
+            item, connections = self.prepare(job)
         except CopyError as exc:
             self.report(job, exc, number)
             return

@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections import abc
 
 from memccp_py.errors import FileReadError
 from memccp_py.walker import Found, not_regular, pseudo
@@ -98,8 +99,10 @@ def _regular(mode: int) -> None:
         raise FileReadError(not_regular(mode))
 
 
-def read_file(found: Found | str, limit: int = MAX_FILE_BYTES) -> bytes | bytearray:
-    """The bytes of a regular file; FileReadError with a short reason if they cannot be had."""
+def read_file(found: Found | str, limit: int = MAX_FILE_BYTES,
+              check_size: abc.Callable[[int], None] | None = None) -> bytes | bytearray:
+    """The bytes of a regular file; FileReadError with a short reason if they cannot be had.
+    *check_size(size)*, called before a byte is read, may refuse the file by raising."""
     if isinstance(found, str):
         found = Found(found)
     if isinstance(found, Stdin):
@@ -129,6 +132,8 @@ def read_file(found: Found | str, limit: int = MAX_FILE_BYTES) -> bytes | bytear
         size = before.st_size
         if size > limit:
             raise FileReadError(f"file is {size} bytes, larger than memcached can store")
+        if check_size is not None:
+            check_size(size)
         if size < SMALL_FILE_BYTES:  # one read, one byte more than the size: growth shows
             data = os.read(fd, size + 1)
             changed = len(data) != size

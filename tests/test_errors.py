@@ -1,6 +1,7 @@
 """Bad input and failing servers: a one-line message naming the file or
 server, the other files still copied, a non-zero exit, never a traceback."""
 
+import gzip
 import os
 import socket
 
@@ -195,3 +196,28 @@ def test_unix_socket_server(good, tmp_path, capsys):
         assert text_get(server, b"good.txt") == (0, b"good")
     finally:
         stop(server)
+
+@pytest.mark.parametrize("extra", [[], ["-B"]])
+def test_file_over_item_size_is_not_read(memcached, good, tmp_path, capsys, monkeypatch, extra):
+    """A sparse 200 MB file meant for a 1 MiB server: named as too large without one byte
+    of it read; the other file stored. With --gzip its compressed bytes are what counts."""
+    sparse = tmp_path / "sparse.bin"
+    with open(sparse, "wb") as handle:
+        handle.truncate(200 << 20)
+    asked = []
+    real_read, real_readv = os.read, os.readv
+    monkeypatch.setattr(os, "read", lambda fd, size: asked.append(size) or real_read(fd, size))
+    monkeypatch.setattr(os, "readv", lambda fd, bufs: asked.append(sum(map(len, bufs)))
+                        or real_readv(fd, bufs))
+    code, out, err = run(capsys, *extra, "-s", memcached.address, str(sparse), str(good))
+    assert (code, out) == (1, "")
+    assert err == f"memccp: {sparse}: value is larger than the server's item size limit (memcached -I)\n"
+    assert text_get(memcached, b"good.txt") == (0, b"good")
+    assert max(asked) < 1 << 20  # good.txt only (and replies): never the 200 MB
+    monkeypatch.setattr(os, "read", real_read)
+    monkeypatch.setattr(os, "readv", real_readv)
+    with open(sparse, "wb") as handle:
+        handle.truncate(2 << 20)  # 2 MiB of zeros: tiny once gzip'd
+    assert run(capsys, *extra, "-s", memcached.address, "--gzip=2", str(sparse)) == (0, "", "")
+    flags, value = text_get(memcached, b"sparse.bin")
+    assert flags == 2 and gzip.decompress(value) == bytes(2 << 20)
