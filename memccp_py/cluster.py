@@ -33,7 +33,8 @@ class Cluster:
         self.connections = [connection_factory(s, timeout=timeout, username=username,
                                                password=password) for s in self.servers]
         if len(self.servers) == 1:
-            self._place = lambda key: [0]
+            self._place = None
+            self._only = [self.connections[0]]  # route()'s answer for every key
         else:  # hashing is only needed, and imported, for several servers
             from memccp_py.placement import make_placement
 
@@ -48,6 +49,8 @@ class Cluster:
         """The connections that must hold *key* (one, or all for --distribution=all).
 
         *name* is the key before --escape=nginx; nginx hashes that one."""
+        if self._place is None:
+            return self._only
         chosen = name if self._by_name and name is not None else key
         return [self.connections[i] for i in self._place(chosen)]
 

@@ -106,6 +106,7 @@ class _Run:
         self.pending: dict[Connection, dict[bytes, tuple[Item, int]]] = {}
         self.pending_bytes = 0
         self.pending_jobs: dict[int, tuple[Job, int]] = {}  # job number -> (job, size)
+        self.routed: list[Connection] = []  # the servers of the file being prepared
         #: per connection: key -> (path, flags, length, digest) stored, for --verify
         self.written: dict[Connection, dict[bytes, tuple]] | None = {} if options.verify else None
         self.progress_at = time.monotonic() + 1.0 if options.progress and err is not None else None
@@ -164,16 +165,9 @@ class _Run:
             raise CopyError(job.problem)
         if not 0 < len(job.key) <= MAX_KEY_LENGTH:
             raise InvalidKeyError(f"{key_problem(job.key)}: '{show(job.key)}'")
-        connections = self.cluster.route(job.key, job.name)
-
-        def check_size(size: int) -> None:
-            if size > ASK_ITEM_LIMIT_FROM:
-                limit = self.cluster.item_limit(connections)
-                if limit is not None and size > limit:
-                    raise ItemTooLargeError(TOO_LARGE)
-
+        connections = self.routed = self.cluster.route(job.key, job.name)
         data = read_file(job.source or job.path,
-                         check_size=check_size if self.opt.gzip_flag is None else None)
+                         check_size=self._check_size if self.opt.gzip_flag is None else None)
         flags = self.opt.flags
         if self.opt.gzip_flag is not None:
             packed = gzip_bytes(data)
@@ -184,6 +178,13 @@ class _Run:
             if warning:
                 self.report(job, f"warning: {warning}")
         return Item(job.key, data, flags), connections
+
+    def _check_size(self, size: int) -> None:
+        """Refuse, before it is read, a file larger than the servers it goes to store."""
+        if size > ASK_ITEM_LIMIT_FROM:
+            limit = self.cluster.item_limit(self.routed)
+            if limit is not None and size > limit:
+                raise ItemTooLargeError(TOO_LARGE)
 
     def copy(self, number: int, job: Job) -> None:
         self.files += 1
