@@ -53,7 +53,15 @@ class Memcached:
         return -1
 
     def flush(self) -> None:
+        """Empty the server, and wait until it counts no item: flush_all only marks items
+        dead, and curr_items falls as the LRU crawler reclaims them."""
         self.command(b"flush_all")
+        deadline = time.monotonic() + 30
+        while self.items() > 0:
+            if time.monotonic() > deadline:
+                sys.exit(f"error: memcached still counts {self.items()} items after flush_all")
+            self.command(b"lru_crawler crawl all")
+            time.sleep(0.05)
 
     def stop(self) -> None:
         self.process.terminate()
