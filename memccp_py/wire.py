@@ -192,6 +192,19 @@ class Wire:
             del self.inbox[:step]
             size -= step
 
+    def _header(self, max_body: int) -> tuple[int, int, int, int, int, int]:
+        """(opcode, key length, extras length, status, body length, opaque) of the next
+        reply, its header checked and left in the inbox."""
+        self._fill(HEADER.size)
+        magic, opcode, keylen, extlen, _type, status, bodylen, opaque, _cas = \
+            HEADER.unpack_from(self.inbox)
+        if magic != RESPONSE:
+            raise WireFault("not a binary-protocol memcached (it answered "
+                            f"'{show(bytes(self.inbox[:16]))}')")
+        if bodylen > max_body or keylen + extlen > bodylen:
+            raise WireFault(f"malformed reply (body of {bodylen} bytes announced)")
+        return opcode, keylen, extlen, status, bodylen, opaque
+
     def stat_value(self, opaque: int, opcode: int, name: bytes, max_body: int,
                    max_count: int) -> tuple[int, bytes | None]:
         """Read a whole STAT answer (replies up to the one with an empty key) and return
@@ -199,14 +212,7 @@ class Wire:
         :meth:`reply`, parsed in place: a server answers some ninety statistics."""
         value = None
         for _ in range(max_count):
-            self._fill(HEADER.size)
-            magic, code, keylen, extlen, _type, status, bodylen, got, _cas = \
-                HEADER.unpack_from(self.inbox)
-            if magic != RESPONSE:
-                raise WireFault("not a binary-protocol memcached (it answered "
-                                f"'{show(bytes(self.inbox[:16]))}')")
-            if bodylen > max_body or keylen + extlen > bodylen:
-                raise WireFault(f"malformed reply (body of {bodylen} bytes announced)")
+            code, keylen, extlen, status, bodylen, got = self._header(max_body)
             if got != opaque:
                 raise WireFault("answered a request never sent (bad opaque)")
             if code != opcode:
@@ -224,14 +230,7 @@ class Wire:
     def reply(self, max_body: int, max_kept: int | None = None) -> Reply:
         """The next reply. A body over *max_body* is a fault; a value over *max_kept*
         (default: any allowed) is read and dropped (``value`` None, ``length`` its size)."""
-        self._fill(HEADER.size)
-        magic, opcode, keylen, extlen, _type, status, bodylen, opaque, _cas = \
-            HEADER.unpack_from(self.inbox)
-        if magic != RESPONSE:
-            raise WireFault("not a binary-protocol memcached (it answered "
-                            f"'{show(bytes(self.inbox[:16]))}')")
-        if bodylen > max_body or keylen + extlen > bodylen:
-            raise WireFault(f"malformed reply (body of {bodylen} bytes announced)")
+        opcode, keylen, extlen, status, bodylen, opaque = self._header(max_body)
         del self.inbox[:HEADER.size]
         head = self.take(extlen + keylen)
         length = bodylen - extlen - keylen
