@@ -13,11 +13,8 @@ from collections import abc
 
 from memccp_py.connection import Connection, Item
 from memccp_py.errors import CopyError, ServerError
-from memccp_py.names import NGINX_DISTRIBUTIONS
+from memccp_py.names import DEFAULT_RETRY_TIMEOUT, NGINX_DISTRIBUTIONS
 from memccp_py.servers import Server
-
-#: Seconds a failed server is left alone before it is tried again.
-DEFAULT_RETRY_TIMEOUT = 2.0
 
 
 class Cluster:

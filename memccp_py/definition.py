@@ -10,11 +10,10 @@ import sys
 
 from memccp_py import __version__
 from memccp_py.manual import DESCRIPTION, MAN_SECTIONS
-from memccp_py.names import DISTRIBUTIONS, HASH_NAMES
+from memccp_py.names import DEFAULT_RETRY_TIMEOUT, DISTRIBUTIONS, HASH_NAMES
 
 EXIT_USAGE = 2
 DEFAULT_TIMEOUT = 3.0
-DEFAULT_RETRY_TIMEOUT = 2.0
 
 
 def _uint32(text: str) -> int:

@@ -9,8 +9,7 @@ import os
 MAX_KEY_LENGTH = 250
 
 #: Bytes a text-protocol reader (nginx, ``get KEY``) cannot ask for.
-_TEXT_UNSAFE = frozenset(range(0x21))
-_TEXT_UNSAFE_BYTES = bytes(range(0x21))
+_TEXT_UNSAFE = bytes(range(0x21))
 
 #: Bytes nginx's memcached module sends %XX-escaped: space, %, controls.
 _NGINX_ESCAPED = frozenset(range(0x20)) | {0x20, 0x25}
@@ -29,7 +28,7 @@ def key_problem(key: bytes) -> "str | None":
 
 def key_warning(key: bytes) -> "str | None":
     """Why a text-protocol reader such as nginx can never fetch *key*, or None."""
-    if len(key.translate(None, _TEXT_UNSAFE_BYTES)) == len(key):
+    if len(key.translate(None, _TEXT_UNSAFE)) == len(key):
         return None  # the common case, at C speed
     bad = sorted({b for b in key if b in _TEXT_UNSAFE})
     names = ", ".join(f"0x{b:02X}" for b in bad)

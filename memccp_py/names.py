@@ -7,5 +7,8 @@ HASH_NAMES = ("default", "md5", "crc", "fnv1_64", "fnv1a_64", "fnv1_32", "fnv1a_
 #: --distribution names.
 DISTRIBUTIONS = ("modula", "ketama", "ketama-weighted", "nginx-consistent", "nginx-hash", "all")
 
+#: Seconds a failed server is left alone before it is tried again (--retry-timeout).
+DEFAULT_RETRY_TIMEOUT = 2.0
+
 #: Distributions that place keys as nginx does (on the key before --escape=nginx).
 NGINX_DISTRIBUTIONS = ("nginx-consistent", "nginx-hash")

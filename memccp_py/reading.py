@@ -86,8 +86,10 @@ def _check_place(fd: int, found: Found) -> None:
         refusal = found.tree.refuses(real)
         if refusal:
             raise FileReadError(f"not read: it resolves to {real} and {refusal}")
-    elif pseudo(real) and not pseudo(os.path.abspath(found.real)):
-        raise FileReadError(f"not read: a link into {pseudo(real)} ({real})")
+    else:
+        into = pseudo(real)
+        if into and not pseudo(os.path.abspath(found.real)):
+            raise FileReadError(f"not read: a link into {into} ({real})")
 
 
 def _regular(mode: int) -> None:
