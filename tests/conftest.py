@@ -69,11 +69,12 @@ def wait_until_answers(host: str, port: int, process: subprocess.Popen, seconds:
 
 
 def start_memcached(*extra: str, host: str = "127.0.0.1", env: Optional[dict] = None,
-                    unix_path: Optional[str] = None) -> Memcached:
-    """Start a throwaway memcached on a free loopback port (or on the unix socket *unix_path*)."""
+                    unix_path: Optional[str] = None, port: int = 0) -> Memcached:
+    """Start a throwaway memcached on *port* (default: a free loopback port), or on the unix
+    socket *unix_path*; return once it answers."""
     if not os.path.exists(MEMCACHED):
         pytest.skip("memcached is not installed")
-    port = 0 if unix_path else free_port(host)
+    port = 0 if unix_path else port or free_port(host)
     user = ["-u", "root"] if os.geteuid() == 0 else []
     where = ["-s", unix_path] if unix_path else ["-l", host, "-p", str(port), "-U", "0"]
     process = subprocess.Popen([MEMCACHED, *where, *user, *extra],

@@ -124,17 +124,6 @@ class Clock:
         return self.now
 
 
-def start_on(port: int):
-    """A fresh memcached on 127.0.0.1:*port* (waits until it answers)."""
-    from conftest import Memcached, wait_until_answers
-
-    user = ["-u", "root"] if os.geteuid() == 0 else []
-    proc = subprocess.Popen([MEMCACHED, "-l", "127.0.0.1", "-p", str(port), "-U", "0", *user],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until_answers("127.0.0.1", port, proc)
-    return Memcached("127.0.0.1", port, proc)
-
-
 def test_failed_server_rests_then_is_tried_again(peers):
     """After a fault a server is not contacted for --retry-timeout seconds, then it is again."""
     from memccp_py.connection import Item
@@ -176,7 +165,7 @@ def test_restarted_server_gets_later_files(tmp_path, monkeypatch, path):
             if i == 4:
                 stop(server)
             if i == 8:
-                server = start_on(server.port)
+                server = start_memcached(port=server.port)
                 clock.now += 2.5  # the retry interval has passed
             yield Job(p, os.fsencode(os.path.basename(p)))
 

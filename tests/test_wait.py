@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from conftest import MEMCACHED, Memcached, free_port, text_get, wait_until_answers
+from conftest import free_port, item, start_memcached, stop, text_get
 from helpers import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -49,6 +49,16 @@ def text_only_peer():
     assert not thread.is_alive()
 
 
+def ended(proc: subprocess.Popen, silent: socket.socket, server) -> None:
+    """Clean up after a test of a late memcached: the listener, memccp, the server."""
+    silent.close()
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()
+    if server is not None:
+        stop(server)
+
+
 def test_wait_until_memcached_starts(tmp_path):
     """--wait=60 keeps asking a port that hangs up, then copies once memcached listens there:
     exit 0, no output, the file stored."""
@@ -67,21 +77,12 @@ def test_wait_until_memcached_starts(tmp_path):
             conn.close()
         silent.close()
         assert proc.poll() is None
-        user = ["-u", "root"] if os.geteuid() == 0 else []
-        server = subprocess.Popen([MEMCACHED, "-l", "127.0.0.1", "-p", str(port), "-U", "0", *user],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until_answers("127.0.0.1", port, server)
+        server = start_memcached(port=port)
         out, err = proc.communicate(timeout=60)
         assert (proc.returncode, out, err) == (0, b"", b"")
-        assert text_get(Memcached("127.0.0.1", port, server), b"/page.html") == (0, b"<p>warm</p>")
+        assert item(server, b"/page.html") == (0, b"<p>warm</p>", -1)
     finally:
-        silent.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-        if server is not None:
-            server.terminate()
-            server.wait(10)
+        ended(proc, silent, server)
 
 
 @pytest.mark.parametrize("buffer", [[], ["-B"]])
@@ -155,29 +156,12 @@ def test_wait_for_a_unix_socket_memcached(tmp_path):
         silent.close()
         os.unlink(path)
         assert proc.poll() is None
-        user = ["-u", "root"] if os.geteuid() == 0 else []
-        server = subprocess.Popen([MEMCACHED, "-s", path, *user], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
+        server = start_memcached(unix_path=path)
         out, err = proc.communicate(timeout=60)
         assert (proc.returncode, out, err) == (0, b"", b"")
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(5)
-            sock.connect(path)
-            sock.sendall(b"mg /page.html v f t\r\n")
-            reply = b""
-            while not reply.endswith(b"\r\n<p>unix</p>\r\n"):
-                chunk = sock.recv(1000)
-                assert chunk, reply
-                reply += chunk
-            assert reply == b"VA 11 f0 t-1\r\n<p>unix</p>\r\n"
+        assert item(server, b"/page.html") == (0, b"<p>unix</p>", -1)
     finally:
-        silent.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-        if server is not None:
-            server.terminate()
-            server.wait(10)
+        ended(proc, silent, server)
 
 
 def test_wait_gives_up_on_a_missing_unix_socket(tmp_path, capsys):
