@@ -89,14 +89,12 @@ class Cluster:
         """(server, items evicted since it was connected) for each server that evicted any."""
         found = []
         for conn in self.connections:
-            if conn.evictions_at_connect is None or conn.wire is None:
-                continue
             try:
-                now = self._call(conn, conn.evictions)
+                evicted = self._call(conn, conn.evicted_since_connect)
             except ServerError:
                 continue
-            if now is not None and now > conn.evictions_at_connect:
-                found.append((conn.spec, now - conn.evictions_at_connect))
+            if evicted is not None and evicted > 0:
+                found.append((conn.spec, evicted))
         return found
 
     def read_back(self, conn: Connection,

@@ -70,12 +70,25 @@ def digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
+def _numeric_family(host: str) -> int | None:
+    """AF_INET or AF_INET6 when *host* is an address rather than a name, else None."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return family
+        except OSError:
+            pass
+    return None
+
+
 class Connection(Protocol):
     """One server; every method raises ServerError (connection closed) on a server fault."""
 
     def __init__(self, server: Server, timeout: float | None = None,
                  username: str | None = None, password: str | None = None) -> None:
-        super().__init__(server.path or "localhost", username=username, password=password,
+        # bmemcached is given no address to parse (it would split host:port with urllib's
+        # deprecated splitport, a warning per connection): open() connects by itself.
+        super().__init__(server.path or "/", username=username, password=password,
                          socket_timeout=timeout)
         self.spec = server
         self.host = server.host
@@ -86,6 +99,7 @@ class Connection(Protocol):
         self.evictions_at_connect: int | None = None
         self._item_size_max: int | None | bool = False  # False: not asked on this connection
         self._opaque = 0
+        self._connect_stat: int | None = None  # the STAT sent on connecting, not read yet
 
     def __str__(self) -> str:  # bmemcached's own includes the password
         return f"server {self.spec.name}"
@@ -102,6 +116,7 @@ class Connection(Protocol):
         if self.wire is not None:
             self.wire.close()
         self.wire = self.connection = None
+        self._connect_stat = None
         self._item_size_max = False  # a restarted server may have another -I
 
     def _next_opaques(self, count: int) -> int:
@@ -122,7 +137,9 @@ class Connection(Protocol):
 
     # -- connecting ----------------------------------------------------------------
     def open(self) -> None:
-        """Connect, authenticate and note the eviction counter, unless connected."""
+        """Connect, authenticate and ask for the eviction counter, unless connected. The
+        counter's answer is read before the next reply (:meth:`_settle`): the first store
+        goes out with it, not a round trip later."""
         if self.wire is not None:
             return
         try:
@@ -130,7 +147,8 @@ class Connection(Protocol):
             self.wire = Wire(self.connection, self.timeout)
             self.authenticated = False
             self._send_authentication()
-            self.evictions_at_connect = self._stat("evictions")
+            self.evictions_at_connect = None
+            self._connect_stat = self._stat_request(b"")
         except InvalidCredentials:
             raise self._fault(_AUTH_FAILED, AuthenticationError) from None
         except AuthenticationNotSupported:
@@ -159,7 +177,17 @@ class Connection(Protocol):
                 sock.close()
                 raise
             return sock
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        family = _numeric_family(self.host)
+        if family is None:  # a name: every address it has, in turn
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        else:  # an address: no resolver to ask
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(self.timeout)
+                sock.connect((self.host, self.port))
+            except BaseException:
+                sock.close()
+                raise
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
@@ -173,11 +201,25 @@ class Connection(Protocol):
         if status not in (0x01, 0x02, 0x03, 0x05) and status not in _ITEM_STATUS:
             raise self._fault(f"unexpected reply status 0x{status:02x}")
 
+    def _stat_request(self, group: bytes) -> int:
+        opaque = self._next_opaques(1)
+        self._send(HEADER.pack(REQUEST, _STAT, len(group), 0, 0, 0, len(group), opaque, 0) + group)
+        return opaque
+
+    def _settle(self) -> None:
+        """Read the answer to the STAT sent on connecting, which comes before any other."""
+        if self._connect_stat is not None:
+            opaque, self._connect_stat = self._connect_stat, None
+            self.evictions_at_connect = self._stat_answer(opaque, "evictions")
+
     def _stat(self, name: str, group: bytes = b"") -> int | None:
         """One number from the server's statistics (general, or *group*: b"settings"),
         None if it has none."""
-        opaque = self._next_opaques(1)
-        self._send(HEADER.pack(REQUEST, _STAT, len(group), 0, 0, 0, len(group), opaque, 0) + group)
+        opaque = self._stat_request(group)
+        self._settle()
+        return self._stat_answer(opaque, name)
+
+    def _stat_answer(self, opaque: int, name: str) -> int | None:
         status, value = self.wire.stat_value(opaque, _STAT, name.encode(), MAX_STAT_BODY,
                                              MAX_STATS)
         if status:
@@ -197,13 +239,18 @@ class Connection(Protocol):
                 raise self._fault(str(exc)) from None
         return self._item_size_max
 
-    def evictions(self) -> int | None:
-        """The server's eviction counter now (None if unknown)."""
-        self.open()
+    def evicted_since_connect(self) -> int | None:
+        """How many items the server evicted since this connection was made (None if not
+        connected or unknown)."""
+        if self.wire is None:
+            return None
         try:
-            return self._stat("evictions")
+            now = self._stat("evictions")
         except WireFault as exc:
             raise self._fault(str(exc)) from None
+        if now is None or self.evictions_at_connect is None:
+            return None
+        return now - self.evictions_at_connect
 
     def store_many(self, op: str, items: abc.Sequence[Item], exptime: int) -> list[tuple[Item, CopyError]]:
         """Store *items* (distinct keys) with *op*: set, add or replace. Return the items the
@@ -244,6 +291,7 @@ class Connection(Protocol):
                        code: int) -> list[tuple[Item, CopyError]]:
         failures = []
         answered = set()
+        self._settle()
         while True:
             reply = self.wire.reply(MAX_REPLY_BODY)
             if reply.opaque == noop and reply.opcode == _NOOP:
@@ -285,6 +333,7 @@ class Connection(Protocol):
         try:
             self.wire.start()
             self.wire.send(parts)
+            self._settle()
             answered, found = set(), set()
             largest = max(length for _, length, _ in expected.values())
             while True:

@@ -209,22 +209,35 @@ class Wire:
                    max_count: int) -> tuple[int, bytes | None]:
         """Read a whole STAT answer (replies up to the one with an empty key) and return
         (status, the value of the statistic *name* or None). The same checks as
-        :meth:`reply`, parsed in place: a server answers some ninety statistics."""
+        :meth:`reply`, parsed in place: a server answers some ninety statistics, which
+        are walked in the inbox and dropped a batch at a time."""
         value = None
+        inbox, unpack, size = self.inbox, HEADER.unpack_from, HEADER.size
+        at = 0
         for _ in range(max_count):
-            code, keylen, extlen, status, bodylen, got = self._header(max_body)
+            if len(inbox) < at + size:
+                self._fill(at + size)
+            magic, code, keylen, extlen, _type, status, bodylen, got, _cas = unpack(inbox, at)
+            if magic != RESPONSE or bodylen > max_body or keylen + extlen > bodylen:
+                del inbox[:at]
+                self._header(max_body)  # raises, saying what is wrong
             if got != opaque:
                 raise WireFault("answered a request never sent (bad opaque)")
             if code != opcode:
                 raise WireFault(f"answered another command (opcode 0x{code:02x})")
-            self._fill(HEADER.size + bodylen)
-            start = HEADER.size + extlen
+            end = at + size + bodylen
+            if len(inbox) < end:
+                self._fill(end)
             if status or not keylen:
-                del self.inbox[:HEADER.size + bodylen]
+                del inbox[:end]
                 return status, value
-            if self.inbox[start:start + keylen] == name:
-                value = bytes(self.inbox[start + keylen:HEADER.size + bodylen])
-            del self.inbox[:HEADER.size + bodylen]
+            start = at + size + extlen
+            if keylen == len(name) and inbox[start:start + keylen] == name:
+                value = bytes(inbox[start + keylen:end])
+            at = end
+            if at >= PROGRESS_BYTES:  # a flood of statistics is never held whole
+                del inbox[:at]
+                at = 0
         raise WireFault("sends endless statistics")
 
     def reply(self, max_body: int, max_kept: int | None = None) -> Reply:
