@@ -13,9 +13,10 @@ client, memccp_py/client.py) goes:
 
 A worker that accepts a call tells the helper ("T", with the connection); the helper forks
 the next worker once that call is over (or has run SPARE_DELAY), so that its fork and warm-up
-overlap the next client's start rather than the running call. Workers serve only their own user (SO_PEERCRED: uid, gid, groups).
-The helper exits after MEMCCP_HELPER_IDLE seconds (default 5) without a call, and as
-soon as the code it runs has changed (a worker finds out and says "R").
+overlap the next client's start rather than the running call. Workers serve only their
+own user (SO_PEERCRED and SO_PEERGROUPS: uid, gid, groups). The helper exits after
+MEMCCP_HELPER_IDLE seconds (default 5) without a call, and as soon as the code it runs has
+changed on disk (memccp_py/codewatch.py; a worker that finds out first says "R").
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import signal
 import socket
 import sys
 import time
+
+from memccp_py.codewatch import CodeWatch
 
 DEFAULT_IDLE = 5.0
 SPARE_DELAY = 0.02  # seconds a call runs before the next worker is forked anyway
@@ -83,28 +86,6 @@ def _listen(path: str) -> socket.socket:
     return listener
 
 
-def code_files() -> list[str]:
-    """The files and directories of the code this process runs, and the interpreter."""
-    paths = {os.path.realpath(sys.executable)}
-    for name, module in list(sys.modules.items()):
-        location = getattr(module, "__file__", None)
-        if name.partition(".")[0] in ("memccp_py", "bmemcached") and location:
-            paths.update((location, os.path.dirname(location)))
-    return sorted(paths)
-
-
-def code_snapshot(paths: list[str]) -> list:
-    """Identity of PATHS: when it changes, a new version was installed."""
-    snapshot = []
-    for path in paths:
-        try:
-            st = os.stat(path)
-            snapshot.append((st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size))
-        except OSError:
-            snapshot.append(None)
-    return snapshot
-
-
 def _warm_up(cli, nowhere: str) -> None:
     """One call that fails before reaching any server (NOWHERE is a socket that does not
     exist) and a name look-up, so that what their first use imports or caches is paid
@@ -146,9 +127,10 @@ class Helper:
         import memccp_py.worker  # noqa: F401
 
         self.cli, self.parser = cli, cli.build_parser()
+        self.groups = frozenset(os.getgroups())
+        self.peer_groups = memccp_py.worker.peer_groups_work()  # else /proc per call
         self.warm_up()
-        self.code = code_files()
-        self.snapshot = code_snapshot(self.code)
+        self.watch = CodeWatch()
         self.channel, self.worker_channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_write)
@@ -173,7 +155,10 @@ class Helper:
                     max(0.0, last + self.idle - time.monotonic())
             else:
                 wait = max(0.0, last + SPARE_DELAY - time.monotonic())
-            ready, _, _ = select.select([self.channel, self.wake_read], [], [], wait)
+            watched = [self.watch] if self.accepting and self.watch.fileno() is not None else []
+            ready, _, _ = select.select([self.channel, self.wake_read, *watched], [], [], wait)
+            if watched and self.watch in ready:
+                self.retire()  # the code changed: let a new helper start
             if self.channel in ready and self._messages():
                 last = time.monotonic()
             if self.wake_read in ready:

@@ -4,6 +4,7 @@ standard streams) and run cli.main() as the interpreter would. Also the in-proce
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import select
@@ -42,10 +43,11 @@ def work(helper) -> None:
     if request is None:
         return
     conn.sendall(b"A%d\n" % os.getpid())
-    if conn.recv(1) != b"G":
-        return  # the client went away or gave up: nothing ran
     try:
-        status = _call(helper, conn, *request)
+        argv = _become_caller(*request)  # changes nothing outside this process
+        if conn.recv(1) != b"G":
+            return  # the client went away or gave up: nothing ran
+        status = _main(helper, argv)
     except KeyboardInterrupt:  # Ctrl-C before memccp's own handling was in place
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
@@ -70,13 +72,11 @@ def _accept(helper) -> socket.socket | None:
         except (BlockingIOError, InterruptedError):
             continue
         signal.pthread_sigmask(signal.SIG_BLOCK, {RETIRE})  # a call that is taken is served
-        if not _same_user(conn):
+        if not _same_user(conn, helper.groups, helper.peer_groups):
             conn.close()
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {RETIRE})
             continue
-        from memccp_py.helper import code_snapshot
-
-        if code_snapshot(helper.code) != helper.snapshot:
+        if helper.watch.changed():
             channel.send(b"R")
             conn.close()
             return None
@@ -88,17 +88,47 @@ def _accept(helper) -> socket.socket | None:
         return conn
 
 
-def _same_user(conn: socket.socket) -> bool:
-    """The peer runs as this process does: same uid, gid and groups."""
+#: SO_PEERGROUPS (Linux 4.13): the peer's supplementary groups as it connected. Python
+#: 3.11 does not name it; :func:`peer_groups_work` checks the number before it is trusted.
+SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)
+
+
+def _peer_groups(conn: socket.socket) -> set[int]:
+    try:
+        raw = conn.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 256)
+    except OSError as exc:
+        if exc.errno != errno.ERANGE:
+            raise
+        raw = conn.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 4 << 16)  # NGROUPS_MAX
+    return set(struct.unpack(f"{len(raw) // 4}I", raw[:len(raw) // 4 * 4]))
+
+
+def peer_groups_work() -> bool:
+    """Whether SO_PEERGROUPS reads this process's own groups on a socket pair."""
+    left, right = socket.socketpair()
+    try:
+        return _peer_groups(left) == set(os.getgroups())
+    except OSError:
+        return False
+    finally:
+        left.close()
+        right.close()
+
+
+def _same_user(conn: socket.socket, groups: frozenset, by_socket: bool) -> bool:
+    """The peer runs as this process does: same uid, gid and *groups* (this process's),
+    read from the socket when *by_socket*, else from /proc."""
     pid, uid, gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
     if uid != os.getuid() or gid != os.getgid():
         return False
     try:
+        if by_socket:
+            return _peer_groups(conn) == groups
         with open(f"/proc/{pid}/status", "rb") as status:
             for line in status:
                 if line.startswith(b"Groups:"):
-                    return set(map(int, line.split()[1:])) == set(os.getgroups())
-    except (OSError, ValueError):
+                    return set(map(int, line.split()[1:])) == groups
+    except (OSError, ValueError, struct.error):
         pass
     return False
 
@@ -131,8 +161,9 @@ def _receive(conn: socket.socket):
     return fds, fields
 
 
-def _call(helper, conn: socket.socket, fds: list[int], fields: list[bytes]) -> int:
-    """Become the client's process (directory, umask, environment, descriptors) and run."""
+def _become_caller(fds: list[int], fields: list[bytes]) -> list[str]:
+    """Become the client's process (directory, umask, environment, descriptors, standard
+    streams) while its go is on the way; return its arguments."""
     open_mask, umask = fields[1].decode(), int(fields[2], 8)
     stdio = [fields[4 + 4 * i:8 + 4 * i] for i in range(3)]
     argc = int(fields[16])
@@ -153,22 +184,32 @@ def _call(helper, conn: socket.socket, fds: list[int], fields: list[bytes]) -> i
     sys.stdin, sys.stdout, sys.stderr = streams
     sys.__stdin__, sys.__stdout__, sys.__stderr__ = streams
     sys.argv = ["memccp", *argv]
-    return _main(helper, argv)
+    return argv
 
 
 def _set_environment(entries: list[bytes]) -> None:
-    """Make os.environ the client's (touching only what differs: usually nothing)."""
+    """Make the environment the client's: os.environ and the C library's (for the
+    resolver), one putenv per variable that differs."""
     wanted = {}
     for entry in entries:
         key, sep, value = entry.partition(b"=")
         if sep and key:
             wanted[key] = value
-    environ = os.environb
-    for key in [key for key in environ if key not in wanted]:
-        del environ[key]
+    data = getattr(os.environ, "_data", None)  # shared by os.environ and os.environb
+    if not isinstance(data, dict) or any(not isinstance(key, bytes) for key in data):
+        environ = os.environb
+        for key in [key for key in environ if key not in wanted]:
+            del environ[key]
+        environ.update(wanted)
+        return
+    for key in data:
+        if key not in wanted:
+            os.unsetenv(key)
     for key, value in wanted.items():
-        if environ.get(key) != value:
-            environ[key] = value
+        if data.get(key) != value:
+            os.putenv(key, value)
+    data.clear()
+    data.update(wanted)
 
 
 def _stream(fd: int, encoding: bytes, errors: bytes, line_buffering: bytes, write_through: bytes):

@@ -480,3 +480,50 @@ def test_broken_helper_hangs_up(helper_runner, memcached, tmp_path):
         "memccp: 1 file, 1 stored (4 bytes), 0 failed")
     assert text_get(memcached, b"f") == (0, b"once")
     helper_runner.warm()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to change a process's groups")
+def test_same_user_other_groups_refused(helper_runner, memcached):
+    """A process of the same uid and gid but other supplementary groups is not served."""
+    helper_runner.warm()
+    groups = ",".join(str(g) for g in sorted(set(os.getgroups()) ^ {4242}))
+    code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from memccp_py import client; "
+            "print(client.via_helper(sys.argv.pop(1).encode()))")
+    proc = subprocess.run(
+        ["setpriv", f"--groups={groups}", "/usr/bin/python3", "-IS", "-c", code, ROOT,
+         helper_runner.directory, "-s", memcached.address, "--key=grouped", "/etc/hostname"],
+        env={"PATH": "/usr/bin:/bin"}, capture_output=True, timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"None\n", b"")
+    assert text_get(memcached, b"grouped") is None
+    assert helper_runner.served()
+
+
+@pytest.mark.parametrize("use_inotify", [True, False], ids=["inotify", "snapshot"])
+@pytest.mark.parametrize("change", ["append", "replace", "new-file", "touch"])
+def test_code_watch(tmp_path, use_inotify, change):
+    """CodeWatch says "changed" once a watched file is written, replaced or touched, or a
+    file appears in a watched directory; not before."""
+    from memccp_py.codewatch import CodeWatch
+
+    module = tmp_path / "module.py"
+    module.write_text("x = 1\n")
+    for path in (module, tmp_path):  # old times: a change within the clock's tick still shows
+        os.utime(path, ns=(10**18, 10**18))
+    watch = CodeWatch([str(tmp_path), str(module)], use_inotify=use_inotify)
+    try:
+        assert (watch.fileno() is not None) == use_inotify
+        assert not watch.changed()
+        if change == "append":
+            with open(module, "a") as handle:
+                handle.write("y = 2\n")
+        elif change == "replace":
+            (tmp_path / "new.py").write_text("x = 1\n")
+            os.utime(tmp_path / "new.py", ns=(10**18, 10**18))
+            os.rename(tmp_path / "new.py", module)
+        elif change == "new-file":
+            (tmp_path / "other.py").write_text("")
+        else:
+            os.utime(module)
+        assert watch.changed()
+    finally:
+        watch.close()
