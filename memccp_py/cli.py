@@ -7,7 +7,7 @@ import sys
 
 from memccp_py.definition import build_parser, prepare_usage
 from memccp_py.errors import MemccpError, UsageError
-from memccp_py.longopts import AbbreviationError, expand, restore
+from memccp_py.longopts import AbbreviationError, expand, parse, restore
 from memccp_py.streams import Guarded, fill_closed_descriptors
 
 __all__ = ["build_parser", "main"]
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None, *, parser=None, note: str | None = None)
     try:
         try:  # options and files in any order, as GNU getopt allows; all after -- are files
             options, files = expand(sys.argv[1:] if argv is None else argv, parser)
-            args = restore(parser.parse_intermixed_args(options))
+            args = restore(parse(parser, options))
             args.files += files
         except AbbreviationError as exc:
             parser.error(str(exc))

@@ -81,6 +81,19 @@ def expand(argv: abc.Sequence[str], parser: argparse.ArgumentParser) -> tuple[li
     return out, []
 
 
+def parse(parser: argparse.ArgumentParser, args: list[str]) -> argparse.Namespace:
+    """``parser.parse_intermixed_args(args)`` for *args* from :func:`expand`: in one pass
+    (half the time) when every option comes before every FILE, the usual command line;
+    argparse's two passes otherwise."""
+    actions = parser._option_string_actions
+    files = len(args)
+    while files and (args[files - 1] == "-" or not args[files - 1].startswith("-")):
+        files -= 1
+    if all(arg.partition("=")[0] in actions for arg in args[:files]):
+        return parser.parse_args(args)
+    return parser.parse_intermixed_args(args)
+
+
 def restore(namespace: argparse.Namespace) -> argparse.Namespace:
     """The option values that were exactly "--" (see :data:`DASHES`), as they were."""
     for name, value in vars(namespace).items():

@@ -11,6 +11,8 @@ import pytest
 
 from conftest import item
 from helpers import About, run
+from memccp_py.cli import build_parser
+from memccp_py.longopts import expand, parse
 
 
 
@@ -161,3 +163,25 @@ def test_number_value_double_dash_is_a_usage_error(memcached, tree, capsys):
     assert (code, out) == (2, "")
     assert err.endswith("memccp: error: argument -e/--expire: '--' is not a number from 0 to "
                         "4294967295\n")
+
+
+@pytest.mark.parametrize("argv", [
+    ["--key=/x", "-s", "h", "f"], ["-vB", "--flag=3", "a", "b", "-"], ["a", "-v", "b"],
+    ["-v", "a", "--expire=5", "b"], ["-5", "a"], ["--servers", "-x", "a"], ["--debug=1", "a"],
+    ["--bogus", "a"], ["-Z", "a"], ["--fla=2", "--e=9", "-"], ["a", "--", "-v"], [],
+    ["--include=*.gif", "--include", "*.png", "-r", "d"], ["-s=h", "a b", "-a b"],
+])
+def test_one_pass_parse_is_the_intermixed_parse(argv, capsys):
+    """The one-pass parse of a usual command line gives what argparse's intermixed parse
+    gives, options, files and errors alike."""
+    parser = build_parser()
+
+    def outcome(parse):
+        try:
+            options, files = expand(argv, parser)
+            return vars(parse(options)), files, None
+        except SystemExit as exc:
+            return None, None, (exc.code, capsys.readouterr().err)
+
+    fast = outcome(lambda options: parse(parser, options))
+    assert fast == outcome(parser.parse_intermixed_args)
