@@ -54,6 +54,10 @@ _ITEM_STATUS = {
 }
 
 
+def _stat_packet(opaque: int, group: bytes) -> bytes:
+    return HEADER.pack(REQUEST, _STAT, len(group), 0, 0, 0, len(group), opaque, 0) + group
+
+
 class Item:
     """One item to store: ``key``, ``data`` (bytes) and ``flags``."""
 
@@ -99,7 +103,8 @@ class Connection(Protocol):
         self.evictions_at_connect: int | None = None
         self._item_size_max: int | None | bool = False  # False: not asked on this connection
         self._opaque = 0
-        self._connect_stat: int | None = None  # the STAT sent on connecting, not read yet
+        self._connect_stat: int | None = None  # the STAT asked on connecting, not read yet
+        self._unsent: list[bytes] = []  # that STAT, until it goes out with the first request
 
     def __str__(self) -> str:  # bmemcached's own includes the password
         return f"server {self.spec.name}"
@@ -117,6 +122,7 @@ class Connection(Protocol):
             self.wire.close()
         self.wire = self.connection = None
         self._connect_stat = None
+        self._unsent = []
         self._item_size_max = False  # a restarted server may have another -I
 
     def _next_opaques(self, count: int) -> int:
@@ -127,8 +133,14 @@ class Connection(Protocol):
 
     # -- what bmemcached's SASL code calls -----------------------------------------
     def _send(self, data):
+        self._request([data])
+
+    def _request(self, parts: list[bytes]) -> None:
+        """Send *parts*, after the STAT of :meth:`open` if that has not gone out yet."""
         self.wire.start()
-        self.wire.send([data])
+        if self._unsent:
+            parts, self._unsent = self._unsent + parts, []
+        self.wire.send(parts)
 
     def _get_response(self):
         r = self.wire.reply(MAX_REPLY_BODY)
@@ -148,7 +160,8 @@ class Connection(Protocol):
             self.authenticated = False
             self._send_authentication()
             self.evictions_at_connect = None
-            self._connect_stat = self._stat_request(b"")
+            self._connect_stat = self._next_opaques(1)
+            self._unsent = [_stat_packet(self._connect_stat, b"")]
         except InvalidCredentials:
             raise self._fault(_AUTH_FAILED, AuthenticationError) from None
         except AuthenticationNotSupported:
@@ -203,7 +216,7 @@ class Connection(Protocol):
 
     def _stat_request(self, group: bytes) -> int:
         opaque = self._next_opaques(1)
-        self._send(HEADER.pack(REQUEST, _STAT, len(group), 0, 0, 0, len(group), opaque, 0) + group)
+        self._request([_stat_packet(opaque, group)])
         return opaque
 
     def _settle(self) -> None:
@@ -267,9 +280,8 @@ class Connection(Protocol):
             parts.append(item.data)
         parts.append(HEADER.pack(REQUEST, _NOOP, 0, 0, 0, 0, 0, noop, 0))
         try:
-            self.wire.start()
             try:
-                self.wire.send(parts)
+                self._request(parts)
             except WireFault:
                 self._explain_close()
                 raise
@@ -331,8 +343,7 @@ class Connection(Protocol):
         parts.append(HEADER.pack(REQUEST, _NOOP, 0, 0, 0, 0, 0, noop, 0))
         problems = {}
         try:
-            self.wire.start()
-            self.wire.send(parts)
+            self._request(parts)
             self._settle()
             answered, found = set(), set()
             largest = max(length for _, length, _ in expected.values())

@@ -155,20 +155,32 @@ class Wire:
         for part in _coalesced(parts):
             view = memoryview(part)
             while view:
-                readable, writable = self._wait(write=True)
-                if readable and len(self.inbox) < MAX_BUFFERED:
-                    self._receive()
-                if writable:
-                    try:
-                        sent = self.sock.send(view[:1 << 20])
-                    except (BlockingIOError, InterruptedError):
-                        continue
-                    except OSError as exc:
-                        raise WireFault(describe_socket_error(exc, self.timeout)) from None
-                    view = view[sent:]
-                    self._count(sent)
+                try:  # room in the send queue is the rule: wait only when there is none
+                    sent = self.sock.send(view[:1 << 20])
+                except (BlockingIOError, InterruptedError):
+                    readable, _ = self._wait(write=True)
+                    if readable and len(self.inbox) < MAX_BUFFERED:
+                        self._receive()
+                    continue
+                except OSError as exc:
+                    self._take_what_came()
+                    raise WireFault(describe_socket_error(exc, self.timeout)) from None
+                view = view[sent:]
+                self._count(sent)
         self.start()
         self._last_queued = self._queued()
+
+    def _take_what_came(self) -> None:
+        """The socket failed while sending: keep what the server said before (an error
+        reply may say why), as far as it is there already."""
+        while len(self.inbox) < MAX_BUFFERED:
+            try:
+                chunk = self.sock.recv(PROGRESS_BYTES)
+            except OSError:
+                return
+            if not chunk:
+                return
+            self.inbox += chunk
 
     def _fill(self, size: int) -> None:
         while len(self.inbox) < size:

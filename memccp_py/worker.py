@@ -56,6 +56,7 @@ def work(helper) -> None:
         conn.sendall(b"X%d\n" % status)
     except OSError:
         pass
+    _let_go()
 
 
 def _accept(helper) -> socket.socket | None:
@@ -244,13 +245,13 @@ def _main(helper, argv: list[str]) -> int:
         status = 1
     if not _flush() and status == 0:
         status = 120  # as the interpreter when flushing at exit fails
-    _let_go()
     return status
 
 
 def _let_go() -> None:
-    """Hold none of the caller's descriptors once it has its status: a $(...) reading our
-    output, or sudo's terminal, are done when the caller is."""
+    """Hold none of the caller's descriptors once it has its status (everything is
+    flushed): a $(...) reading our output, or sudo's terminal, are done when the caller is,
+    not when this process has finished tearing down its memory."""
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
