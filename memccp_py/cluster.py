@@ -65,11 +65,12 @@ class Cluster:
         return result
 
     def store(self, conn: Connection, op: str, items: abc.Sequence[Item],
-              exptime: int) -> list[tuple[Item, CopyError]]:
+              exptime: int, last: bool = False) -> list[tuple[Item, CopyError]]:
         """Store *items* on *conn*; return each item not stored with why (a server fault
-        fails them all with that fault)."""
+        fails them all with that fault). *last*: the run's last store, which asks for the
+        eviction counter in the same round trip."""
         try:
-            return self._call(conn, conn.store_many, op, items, exptime)
+            return self._call(conn, conn.store_many, op, items, exptime, last)
         except ServerError as exc:
             return [(item, exc) for item in items]
 

@@ -105,6 +105,8 @@ class Connection(Protocol):
         self._opaque = 0
         self._connect_stat: int | None = None  # the STAT asked on connecting, not read yet
         self._unsent: list[bytes] = []  # that STAT, until it goes out with the first request
+        #: the eviction counter read right after the last request (False: none since)
+        self._evictions_after: int | None | bool = False
 
     def __str__(self) -> str:  # bmemcached's own includes the password
         return f"server {self.spec.name}"
@@ -123,6 +125,7 @@ class Connection(Protocol):
         self.wire = self.connection = None
         self._connect_stat = None
         self._unsent = []
+        self._evictions_after = False
         self._item_size_max = False  # a restarted server may have another -I
 
     def _next_opaques(self, count: int) -> int:
@@ -137,6 +140,7 @@ class Connection(Protocol):
 
     def _request(self, parts: list[bytes]) -> None:
         """Send *parts*, after the STAT of :meth:`open` if that has not gone out yet."""
+        self._evictions_after = False
         self.wire.start()
         if self._unsent:
             parts, self._unsent = self._unsent + parts, []
@@ -257,17 +261,22 @@ class Connection(Protocol):
         connected or unknown)."""
         if self.wire is None:
             return None
+        now = self._evictions_after
         try:
-            now = self._stat("evictions")
+            if now is False:
+                now = self._stat("evictions")
         except WireFault as exc:
             raise self._fault(str(exc)) from None
         if now is None or self.evictions_at_connect is None:
             return None
         return now - self.evictions_at_connect
 
-    def store_many(self, op: str, items: abc.Sequence[Item], exptime: int) -> list[tuple[Item, CopyError]]:
+    def store_many(self, op: str, items: abc.Sequence[Item], exptime: int,
+                   count_evictions: bool = False) -> list[tuple[Item, CopyError]]:
         """Store *items* (distinct keys) with *op*: set, add or replace. Return the items the
-        server refused, each with why; raise ServerError if the server itself failed."""
+        server refused, each with why; raise ServerError if the server itself failed.
+        *count_evictions*: also read the eviction counter after them, in the same round
+        trip, for :meth:`evicted_since_connect` (unless another request follows)."""
         self.open()
         first = self._next_opaques(len(items) + 1)
         noop = first + len(items)
@@ -279,13 +288,19 @@ class Connection(Protocol):
                          + struct.pack("!LL", item.flags, exptime) + item.key)
             parts.append(item.data)
         parts.append(HEADER.pack(REQUEST, _NOOP, 0, 0, 0, 0, 0, noop, 0))
+        stat = self._next_opaques(1) if count_evictions else None
+        if stat is not None:
+            parts.append(_stat_packet(stat, b""))
         try:
             try:
                 self._request(parts)
             except WireFault:
                 self._explain_close()
                 raise
-            return self._store_replies(op, items, first, noop, code)
+            failures = self._store_replies(op, items, first, noop, code)
+            if stat is not None:
+                self._evictions_after = self._stat_answer(stat, "evictions")
+            return failures
         except WireFault as exc:
             raise self._fault(str(exc)) from None
 

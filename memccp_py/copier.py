@@ -186,7 +186,7 @@ class _Run:
             if limit is not None and size > limit:
                 raise ItemTooLargeError(TOO_LARGE)
 
-    def copy(self, number: int, job: Job) -> None:
+    def copy(self, number: int, job: Job, last: bool = False) -> None:
         self.files += 1
         if self.progress_at is not None:
             self.show_progress()
@@ -197,7 +197,7 @@ class _Run:
             return
         self.queue(number, job, item, connections)
         if not self.opt.buffered:
-            self.flush()  # unbuffered: a batch of one, through the same path
+            self.flush(last)  # unbuffered: a batch of one, through the same path
 
     def queue(self, number: int, job: Job, item: Item, connections: list[Connection]) -> None:
         pending = self.pending
@@ -210,13 +210,14 @@ class _Run:
         if self.pending_bytes >= BATCH_BYTES or len(self.pending_jobs) >= BATCH_ITEMS:
             self.flush()
 
-    def flush(self) -> None:
-        """Store what is pending, server by server; a fault of one server fails only its items."""
+    def flush(self, last: bool = False) -> None:
+        """Store what is pending, server by server; a fault of one server fails only its
+        items. *last*: nothing is stored after this."""
         pending, self.pending, self.pending_bytes = self.pending, {}, 0
         for conn, batch in pending.items():
             items = [item for item, _ in batch.values()]
             refused = {}
-            for item, exc in self.cluster.store(conn, self.opt.op, items, self.opt.exptime):
+            for item, exc in self.cluster.store(conn, self.opt.op, items, self.opt.exptime, last):
                 number = batch[item.key][1]
                 refused[item.key] = number
                 self.report(self.pending_jobs[number][0], exc, number)
@@ -239,16 +240,43 @@ class _Run:
                          digest(item.data))
 
 
+class _ahead:
+    """Iterate over *items* one ahead: ``last`` says whether the item just given is the last."""
+
+    def __init__(self, items: abc.Iterator) -> None:
+        self._items = items
+        self._next = next(items, _END)
+        self.last = self._next is _END
+
+    def __iter__(self) -> _ahead:
+        return self
+
+    def __next__(self):
+        item = self._next
+        if item is _END:
+            raise StopIteration
+        self._next = next(self._items, _END)
+        self.last = self._next is _END
+        return item
+
+
+_END = object()
+
+
 def copy_files(jobs: abc.Iterable[Job | Notice], cluster, options: Options,
                out: io.TextIOBase | None, err: io.TextIOBase | None) -> Summary:
     """Store every job's file in *cluster*; report on *out*/*err* (None: silent)."""
     run = _Run(cluster, options, out, err)
-    for number, job in enumerate(jobs):
+    # Unbuffered, the files are named on the command line: looking one ahead never waits,
+    # and the last file's store also asks for the eviction counter. Buffered, the names
+    # may come from a pipe: each is taken as it comes, and the last flush asks.
+    numbered = enumerate(jobs) if options.buffered else _ahead(enumerate(jobs))
+    for number, job in numbered:
         if isinstance(job, Notice):
             if options.warnings:
                 run.report(job, f"warning: {job.message}")
         else:
-            run.copy(number, job)
-    run.flush()
+            run.copy(number, job, last=not options.buffered and numbered.last)
+    run.flush(last=True)
     run.show_progress(final=True)
     return Summary(run.files, run.stored, run.bytes, len(run.failed), run.written)

@@ -92,9 +92,9 @@ def test_verify_names_changed_items(memcached, tmp_path, monkeypatch, path):
         paths.append(str(tmp_path / name))
     cluster = Cluster(parse_servers(memcached.address))
 
-    def jobs():
-        for i, p in enumerate(paths):
-            if i == 4:
+    def jobs():  # the changes come when the sixth name is asked for: the first four are
+        for i, p in enumerate(paths):  # stored by then (unbuffered looks one name ahead)
+            if i == 5:
                 text_command(memcached, b"set bytes.txt 0 0 10\r\nabcdefghij", one_line=True)
                 text_command(memcached, b"set flags.txt 7 0 10\r\n0123456789", one_line=True)
                 text_command(memcached, b"delete gone.txt", one_line=True)
@@ -131,3 +131,32 @@ def test_verify_all_present(memcached, tmp_path, capsys, path):
         "memccp: 5 files, 5 stored (35 bytes), 0 failed\n"
         "memccp: verified 5 items, 0 missing or different\n")
     assert [text_get(memcached, b"v%d" % i) for i in range(5)] == [(9, b"value %d" % i) for i in range(5)]
+
+
+@pytest.mark.parametrize("options", [[], ["-B"]], ids=PATHS)
+def test_last_store_asks_for_evictions_in_its_round_trip(tmp_path, capsys, options):
+    """The counter before, the store and the counter after leave in one write: a peer that
+    answers only once it has all of them serves the run, and what it evicted is named."""
+    from peers import NOOP, SETQ, STAT, Peer, reply, requests
+
+    seen = []
+
+    def serve(sock):
+        for request in requests(sock):
+            seen.append(request)
+            if [r.opcode for r in seen] == [STAT, SETQ, NOOP, STAT]:
+                before, _, noop, after = (r.opaque for r in seen)
+                sock.sendall(reply(STAT, before, key=b"evictions", value=b"0") + reply(STAT, before)
+                             + reply(NOOP, noop)
+                             + reply(STAT, after, key=b"evictions", value=b"3") + reply(STAT, after))
+
+    peer = Peer(serve)
+    (tmp_path / "f").write_bytes(b"data")
+    try:
+        status, out, err = run(capsys, *options, "--timeout=2", "-s", peer.address, str(tmp_path / "f"))
+    finally:
+        peer.close()
+    assert (status, out, err) == (1, "", f"memccp: server {peer.address}: 3 items evicted while memccp "
+                                         "ran (memcached -m too small?): stored files may be missing\n")
+    assert [(r.opcode, r.key) for r in seen] == [(STAT, b""), (SETQ, b"f"), (NOOP, b""), (STAT, b"")]
+    assert seen[1].body[8 + 1:] == b"data"
