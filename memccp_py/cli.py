@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from memccp_py.definition import build_parser, prepare_usage
+from memccp_py.definition import build_parser
 from memccp_py.errors import MemccpError, UsageError
 from memccp_py.longopts import AbbreviationError, expand, parse, restore
 from memccp_py.streams import Guarded, fill_closed_descriptors
@@ -20,8 +20,6 @@ def main(argv: list[str] | None = None, *, parser=None, note: str | None = None)
     built already (the warm helper's); *note*: how the call runs, said with --debug."""
     if parser is None:
         parser = build_parser()
-    else:
-        prepare_usage(parser)  # for this caller's terminal
     try:
         try:  # options and files in any order, as GNU getopt allows; all after -- are files
             options, files = expand(sys.argv[1:] if argv is None else argv, parser)

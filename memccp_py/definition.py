@@ -112,19 +112,7 @@ def build_parser() -> Parser:
     _servers(parser.add_argument_group("servers"))
     _safety(parser.add_argument_group("safety"))
     parser.set_defaults(op="set")
-    prepare_usage(parser)
     return parser
-
-
-def prepare_usage(parser: Parser) -> None:
-    """Format the usage line for this terminal's width, once per width: left unset,
-    parse_intermixed_args() formats it at every call (a warm helper serves many)."""
-    if _Formatter.width is None:
-        _Formatter.width = _columns() - 2
-    if getattr(parser, "usage_width", None) != _Formatter.width:
-        parser.usage = None
-        parser.usage = parser.format_usage()[len("usage: "):].rstrip("\n")
-        parser.usage_width = _Formatter.width
 
 
 def _c_compatible(group) -> None:
