@@ -31,6 +31,7 @@ import sys
 import time
 
 from memccp_py.codewatch import CodeWatch
+from memccp_py.rehearsal import rehearse, sample_file
 
 DEFAULT_IDLE = 5.0
 SPARE_DELAY = 0.02  # seconds a call runs before the next worker is forked anyway
@@ -64,6 +65,10 @@ def serve(directory: str, name: str) -> None:
         return
     helper = Helper(listener, path, lock)
     try:
+        try:
+            helper.sample = sample_file(directory, name)
+        except OSError:
+            pass  # no rehearsals
         helper.start()
         helper.loop()
     finally:
@@ -113,6 +118,7 @@ class Helper:
         self.workers: dict[int, int] = {}  # pid -> its client connection (a duplicate)
         self.channel = self.worker_channel = None
         self.wake_read = self.wake_write = -1
+        self.sample: str | None = None  # the file a rehearsal copies
         try:
             self.idle = float(os.environ.get("MEMCCP_HELPER_IDLE", DEFAULT_IDLE))
         except ValueError:
@@ -129,7 +135,8 @@ class Helper:
         self.cli, self.parser = cli, cli.build_parser()
         self.groups = frozenset(os.getgroups())
         self.peer_groups = memccp_py.worker.peer_groups_work()  # else /proc per call
-        self.warm_up()
+        _warm_up(self.cli, os.path.join(os.path.dirname(self.path), "warm-up"))
+        self.rehearse()
         self.watch = CodeWatch()
         self.channel, self.worker_channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -138,8 +145,14 @@ class Helper:
         gc.collect()
         gc.freeze()  # keep the imported objects' pages shared with the workers
 
-    def warm_up(self) -> None:
-        _warm_up(self.cli, os.path.join(os.path.dirname(self.path), "warm-up"))
+    def rehearse(self) -> None:
+        """A whole call copying the sample file (memccp_py/rehearsal.py): in the helper,
+        what it imports or caches is paid once; in a spare worker, the memory a call writes
+        is copied and cached before a caller waits."""
+        if self.sample is not None:
+            from memccp_py.worker import rehearsal_stream
+
+            rehearse(self.cli, self.parser, os.path.dirname(self.path), self.sample, rehearsal_stream)
 
     def loop(self) -> None:
         """Keep a worker waiting for the next call, reap the ones done, leave when idle.

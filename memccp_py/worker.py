@@ -35,7 +35,7 @@ def work(helper) -> None:
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     if not select.select([helper.listener], [], [], 0)[0]:
-        helper.warm_up()  # while no one waits: the pages a call touches are copied now
+        helper.rehearse()  # while no one waits: the memory a call writes is copied now
     conn = _accept(helper)
     if conn is None:
         return
@@ -211,6 +211,11 @@ def _set_environment(entries: list[bytes]) -> None:
             os.putenv(key, value)
     data.clear()
     data.update(wanted)
+
+
+def rehearsal_stream(fd: int) -> io.TextIOWrapper:
+    """A standard stream as a call most often has it (for a rehearsal)."""
+    return _stream(fd, b"utf-8", b"strict", b"0", b"0")
 
 
 def _stream(fd: int, encoding: bytes, errors: bytes, line_buffering: bytes, write_through: bytes):

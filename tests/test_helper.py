@@ -527,3 +527,16 @@ def test_code_watch(tmp_path, use_inotify, change):
         assert watch.changed()
     finally:
         watch.close()
+
+
+def test_rehearsal_copies_to_its_stand_in_and_leaves_nothing(tmp_path, capsys):
+    """A rehearsal is a whole call that succeeds (exit 0) against its stand-in, prints
+    nothing and leaves only its sample file behind."""
+    from memccp_py import cli
+    from memccp_py.rehearsal import rehearse, sample_file
+    from memccp_py.worker import rehearsal_stream
+
+    sample = sample_file(str(tmp_path), "test")
+    assert rehearse(cli, cli.build_parser(), str(tmp_path), sample, rehearsal_stream) == 0
+    assert capsys.readouterr() == ("", "")
+    assert os.listdir(tmp_path) == ["rehearsal.test"]

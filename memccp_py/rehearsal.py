@@ -1,0 +1,105 @@
+"""A rehearsal of one call, run by the warm helper when it starts and by each spare worker
+while no call waits: a small file copied to a stand-in memcached (a thread answering on a
+private unix socket), the standard streams built as a call builds them.
+
+A forked worker shares the helper's memory until it writes to it; every page a call writes
+(objects' reference counts, caches, allocations) is then copied, and an idle worker's memory
+has left the processor's caches. The rehearsal makes those copies and brings that memory back
+while nobody waits, so that the caller does not. Nothing of it leaves the worker: its output
+goes to a buffer, and its socket is removed.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import struct
+import sys
+import threading
+from collections import abc
+
+HEADER = struct.Struct("!BBHBBHLLQ")
+_RESPONSE, _NOOP, _STAT = 0x81, 0x0A, 0x10
+#: The most the stand-in or the rehearsal waits for the other, in seconds.
+PATIENCE = 2.0
+
+
+def _answer(opcode: int, opaque: int, key: bytes = b"", value: bytes = b"") -> bytes:
+    return HEADER.pack(_RESPONSE, opcode, len(key), 0, 0, 0, len(key) + len(value), opaque, 0) + key + value
+
+
+def _stand_in(listener: socket.socket) -> None:
+    """Answer one connection as an empty memcached: STAT, quiet stores (no answer), NOOP."""
+    try:
+        conn, _ = listener.accept()
+    except OSError:
+        return
+    with conn:
+        conn.settimeout(PATIENCE)
+        received = b""
+        try:
+            while True:
+                while len(received) < HEADER.size or \
+                        len(received) < HEADER.size + HEADER.unpack_from(received)[6]:
+                    chunk = conn.recv(1 << 16)
+                    if not chunk:
+                        return
+                    received += chunk
+                opcode, bodylen, opaque = (HEADER.unpack_from(received)[i] for i in (1, 6, 7))
+                received = received[HEADER.size + bodylen:]
+                if opcode == _STAT:
+                    conn.sendall(_answer(_STAT, opaque, b"evictions", b"0") + _answer(_STAT, opaque))
+                elif opcode == _NOOP:
+                    conn.sendall(_answer(_NOOP, opaque))
+        except OSError:
+            return
+
+
+def sample_file(directory: str, name: str) -> str:
+    """The small file rehearsals copy, made in the helper's private DIRECTORY."""
+    path = os.path.join(directory, f"rehearsal.{name}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, b"a rehearsal of a memccp call\n")
+    finally:
+        os.close(fd)
+    return path
+
+
+def rehearse(cli, parser, directory: str, sample: str,
+             make_stream: abc.Callable[[int], object] | None = None) -> int | None:
+    """Run one call of cli.main() copying SAMPLE to a stand-in on a socket in DIRECTORY;
+    *make_stream(fd)* builds a standard stream as a call does. Return the call's exit
+    status, None if the rehearsal itself failed (that only ends it)."""
+    path = os.path.join(directory, f"rehearsal.{os.getpid()}.socket")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    streams = sys.stdout, sys.stderr
+    status = None
+    try:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        listener.bind(path)
+        listener.listen(1)
+        listener.settimeout(PATIENCE)
+        stand_in = threading.Thread(target=_stand_in, args=(listener,), daemon=True)
+        stand_in.start()
+        if make_stream is not None:
+            for fd in (0, 1, 2):
+                make_stream(fd)
+        sys.stdout = sys.stderr = io.StringIO()
+        status = cli.main(["--key=/rehearsal", f"--timeout={PATIENCE:g}", f"--servers={path}", "--", sample],
+                 parser=parser)
+        stand_in.join(PATIENCE)
+    except Exception:  # noqa: BLE001  (only a rehearsal: the real call will say what fails)
+        pass
+    finally:
+        sys.stdout, sys.stderr = streams
+        listener.close()
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    return status
