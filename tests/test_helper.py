@@ -218,7 +218,9 @@ def test_ctrl_z(memccp, memcached, tmp_path):
     fifo = tmp_path / "names"
     os.mkfifo(fifo)
     (tmp_path / "f").write_bytes(b"z")
-    proc = memccp.popen("-d", "-s", memcached.address, f"--files-from={fifo}")
+    # its own process group, in this session: never an orphaned one, whose stop signals the
+    # kernel drops (as when the tests run from a shell that has gone away)
+    proc = memccp.popen("-d", "-s", memcached.address, f"--files-from={fifo}", preexec_fn=os.setpgrp)
     with open(fifo, "w") as names:
         line = proc.stderr.readline().decode()
         running = [proc.pid]
