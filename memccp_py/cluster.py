@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from collections import abc
 
-from memccp_py.connection import Connection, Item
+from memccp_py.connection import Connection
+from memccp_py.items import Item
 from memccp_py.errors import CopyError, ServerError
 from memccp_py.names import DEFAULT_RETRY_TIMEOUT, NGINX_DISTRIBUTIONS
 from memccp_py.servers import Server

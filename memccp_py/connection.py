@@ -15,23 +15,18 @@ authentication; this module changes what a file copier must not inherit:
 
 from __future__ import annotations
 
-import hashlib
-import socket
 import struct
 from collections import abc
 
 from bmemcached.exceptions import AuthenticationNotSupported, InvalidCredentials, MemcachedException
 from bmemcached.protocol import Protocol
 
-from memccp_py.errors import (
-    AuthenticationError, CopyError, ItemTooLargeError, KeyExistsError, KeyNotFoundError,
-    ServerError, StoreError,
-)
-from memccp_py.keys import show
+from memccp_py.errors import AuthenticationError, CopyError, ServerError
+from memccp_py.items import ITEM_STATUS, Item, compare, item_error
 from memccp_py.servers import Server
-from memccp_py.wire import HEADER, REQUEST, Wire, WireFault, describe_socket_error
+from memccp_py.wire import HEADER, REQUEST, Wire, WireFault, describe_socket_error, dial
 
-__all__ = ["Connection", "Item", "describe_socket_error", "digest"]
+__all__ = ["Connection", "describe_socket_error"]
 
 #: Replies to stores, SASL and STAT carry short texts: anything longer is not memcached.
 MAX_REPLY_BODY = 64 << 10
@@ -39,50 +34,16 @@ MAX_REPLY_BODY = 64 << 10
 MAX_VALUE_BODY = (1 << 30) + 4 + 250
 #: STAT answers this many lines at most (memcached: about 100), each this long at most.
 MAX_STATS, MAX_STAT_BODY = 1000, 4096
-#: Why an item is not stored when it is larger than the server's item size.
-TOO_LARGE = "value is larger than the server's item size limit (memcached -I)"
 
 _QUIET_STORE = {"set": 0x11, "add": 0x12, "replace": 0x13}
 _NOOP, _STAT, _GETKQ = 0x0A, 0x10, 0x0D
 _AUTH_FAILED = "authentication failed (wrong username or password)"
 _AUTH_REQUIRED = "authentication required: give --username and --password"
 
-#: Status codes that concern one item only, with what they mean here.
-_ITEM_STATUS = {
-    0x04: "the server rejected the request as invalid",
-    0x82: "the server is out of memory",
-}
 
 
 def _stat_packet(opaque: int, group: bytes) -> bytes:
     return HEADER.pack(REQUEST, _STAT, len(group), 0, 0, 0, len(group), opaque, 0) + group
-
-
-class Item:
-    """One item to store: ``key``, ``data`` (bytes) and ``flags``."""
-
-    __slots__ = ("key", "data", "flags")
-
-    def __init__(self, key: bytes, data: bytes, flags: int) -> None:
-        self.key = key
-        self.data = data
-        self.flags = flags
-
-
-def digest(data: bytes) -> bytes:
-    """A short fingerprint of a value, to compare what is read back with what was stored."""
-    return hashlib.blake2b(data, digest_size=16).digest()
-
-
-def _numeric_family(host: str) -> int | None:
-    """AF_INET or AF_INET6 when *host* is an address rather than a name, else None."""
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-            return family
-        except OSError:
-            pass
-    return None
 
 
 class Connection(Protocol):
@@ -159,7 +120,7 @@ class Connection(Protocol):
         if self.wire is not None:
             return
         try:
-            self.connection = self._connect()
+            self.connection = dial(self.spec, self.timeout)
             self.wire = Wire(self.connection, self.timeout)
             self.authenticated = False
             self._send_authentication()
@@ -184,30 +145,6 @@ class Connection(Protocol):
 
     _open_connection = open
 
-    def _connect(self) -> socket.socket:
-        if self.spec.path is not None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                sock.settimeout(self.timeout)
-                sock.connect(self.spec.path)
-            except BaseException:
-                sock.close()
-                raise
-            return sock
-        family = _numeric_family(self.host)
-        if family is None:  # a name: every address it has, in turn
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
-        else:  # an address: no resolver to ask
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.settimeout(self.timeout)
-                sock.connect((self.host, self.port))
-            except BaseException:
-                sock.close()
-                raise
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-
     def _server_status(self, status: int) -> None:
         """Raise for a status that fails the whole server rather than one item."""
         if status in (0x08, 0x20):
@@ -215,7 +152,7 @@ class Connection(Protocol):
                               AuthenticationError)
         if status == 0x81:
             raise self._fault("the server does not know this command")
-        if status not in (0x01, 0x02, 0x03, 0x05) and status not in _ITEM_STATUS:
+        if status not in (0x01, 0x02, 0x03, 0x05) and status not in ITEM_STATUS:
             raise self._fault(f"unexpected reply status 0x{status:02x}")
 
     def _stat_request(self, group: bytes) -> int:
@@ -331,20 +268,7 @@ class Connection(Protocol):
             if reply.status:
                 self._server_status(reply.status)
                 item = items[reply.opaque - first]
-                failures.append((item, self._item_error(op, item, reply.status)))
-
-    @staticmethod
-    def _item_error(op: str, item: Item, status: int) -> CopyError:
-        key = show(item.key)
-        if status == 0x02 and op == "add":
-            return KeyExistsError(f"key '{key}' already exists (--add stores only new keys)")
-        if status == 0x01 and op == "replace":
-            return KeyNotFoundError(f"key '{key}' does not exist (--replace changes only existing keys)")
-        if status == 0x03:
-            return ItemTooLargeError(TOO_LARGE)
-        if status in _ITEM_STATUS:
-            return StoreError(_ITEM_STATUS[status])
-        return StoreError(f"key '{key}': item not stored")
+                failures.append((item, item_error(op, item, reply.status)))
 
     def read_back(self, expected: abc.Mapping[bytes, tuple[int, int, bytes]]) -> dict[bytes, str]:
         """Read *expected*'s keys (key -> flags, length, digest) with quiet gets; return
@@ -374,7 +298,7 @@ class Connection(Protocol):
                     self._server_status(reply.status)
                     continue  # not found: reported as missing below
                 found.add(reply.opaque)
-                problem = _compare(expected[key], reply)
+                problem = compare(expected[key], reply)
                 if problem:
                     problems[key] = problem
         except WireFault as exc:
@@ -384,13 +308,3 @@ class Connection(Protocol):
                 problems[key] = "missing after the run"
         return problems
 
-
-def _compare(expected: tuple[int, int, bytes], reply) -> str | None:
-    flags, length, fingerprint = expected
-    got = struct.unpack("!L", reply.extras)[0] if len(reply.extras) == 4 else None
-    if got != flags or reply.length != length:
-        return (f"differs after the run (read back flags {got}, {reply.length} bytes; "
-                f"stored flags {flags}, {length} bytes)")
-    if reply.value is None or digest(reply.value) != fingerprint:
-        return "differs after the run (other bytes than stored)"
-    return None

@@ -30,6 +30,39 @@ HEADER = struct.Struct("!BBHBBHLLQ")
 REQUEST, RESPONSE = 0x80, 0x81
 
 
+def _numeric_family(host: str) -> int | None:
+    """AF_INET or AF_INET6 when *host* is an address rather than a name, else None."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return family
+        except OSError:
+            pass
+    return None
+
+
+def dial(server, timeout: float | None) -> socket.socket:
+    """A connected socket to *server* (a servers.Server): its unix socket, its address (no
+    resolver asked), or each address of its name in turn; TCP without Nagle's delay."""
+    if server.path is not None:
+        family, address = socket.AF_UNIX, server.path
+    else:
+        family, address = _numeric_family(server.host), (server.host, server.port)
+    if family is None:  # a name
+        sock = socket.create_connection(address, timeout=timeout)
+    else:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(address)
+        except BaseException:
+            sock.close()
+            raise
+    if server.path is None:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 class WireFault(Exception):
     """The server broke the exchange: closed, stalled or sent something not memcached."""
 

@@ -126,7 +126,7 @@ class Clock:
 
 def test_failed_server_rests_then_is_tried_again(peers):
     """After a fault a server is not contacted for --retry-timeout seconds, then it is again."""
-    from memccp_py.connection import Item
+    from memccp_py.items import Item
     from peers import FAULTS
 
     peer = peers(FAULTS["closed connection"][0])
