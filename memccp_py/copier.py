@@ -201,13 +201,20 @@ class _Run:
             self.flush(last)  # unbuffered: a batch of one, through the same path
 
     def queue(self, number: int, job: Job, item: Item, connections: list[Connection]) -> None:
-        pending = self.pending
-        if any(item.key in pending[conn] for conn in connections if conn in pending):
-            self.flush()  # the same key twice: keep the order of the stores
+        key, pending = item.key, self.pending
         for conn in connections:
-            self.pending.setdefault(conn, {})[item.key] = (item, number)
-        self.pending_jobs[number] = (job, len(item.data))
-        self.pending_bytes += len(item.data) * len(connections)
+            if key in pending.get(conn, ()):
+                self.flush()  # the same key twice: keep the order of the stores
+                pending = self.pending
+                break
+        for conn in connections:
+            batch = pending.get(conn)
+            if batch is None:
+                batch = pending[conn] = {}
+            batch[key] = (item, number)
+        size = len(item.data)
+        self.pending_jobs[number] = (job, size)
+        self.pending_bytes += size * len(connections)
         if self.pending_bytes >= BATCH_BYTES or len(self.pending_jobs) >= BATCH_ITEMS:
             self.flush()
 
