@@ -21,8 +21,9 @@ from collections import abc
 
 HEADER = struct.Struct("!BBHBBHLLQ")
 _RESPONSE, _NOOP, _STAT = 0x81, 0x0A, 0x10
-#: The most the stand-in or the rehearsal waits for the other, in seconds.
-PATIENCE = 2.0
+#: The most the stand-in or the rehearsal waits for the other, in seconds: a caller that
+#: comes meanwhile waits as long at worst.
+PATIENCE = 0.5
 
 
 def _answer(opcode: int, opaque: int, key: bytes = b"", value: bytes = b"") -> bytes:
