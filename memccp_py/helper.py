@@ -78,16 +78,27 @@ def serve(directory: str, name: str) -> None:
 def _listen(path: str) -> socket.socket:
     """Bind and listen under a private name, then rename into place: a client never finds
     a socket that is not listening yet (one left behind by a dead helper is replaced)."""
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     temporary = f"{path}.{os.getpid()}"
-    try:
-        os.unlink(temporary)
-    except FileNotFoundError:
-        pass
-    listener.bind(temporary)
-    listener.listen(128)
+    listener = listen_unix(temporary, 128)
     listener.setblocking(False)
     os.rename(temporary, path)
+    return listener
+
+
+def listen_unix(path: str, backlog: int) -> socket.socket:
+    """A unix socket listening at PATH (in a private directory: what is there is ours, left
+    behind by a process that died, and is replaced)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        listener.bind(path)
+        listener.listen(backlog)
+    except BaseException:
+        listener.close()
+        raise
     return listener
 
 

@@ -73,17 +73,13 @@ def rehearse(cli, parser, directory: str, sample: str,
     """Run one call of cli.main() copying SAMPLE to a stand-in on a socket in DIRECTORY;
     *make_stream(fd)* builds a standard stream as a call does. Return the call's exit
     status, None if the rehearsal itself failed (that only ends it)."""
+    from memccp_py.helper import listen_unix
+
     path = os.path.join(directory, f"rehearsal.{os.getpid()}.socket")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     streams = sys.stdout, sys.stderr
-    status = None
+    status = listener = None
     try:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        listener.bind(path)
-        listener.listen(1)
+        listener = listen_unix(path, 1)
         listener.settimeout(PATIENCE)
         stand_in = threading.Thread(target=_stand_in, args=(listener,), daemon=True)
         stand_in.start()
@@ -98,7 +94,8 @@ def rehearse(cli, parser, directory: str, sample: str,
         pass
     finally:
         sys.stdout, sys.stderr = streams
-        listener.close()
+        if listener is not None:
+            listener.close()
         try:
             os.unlink(path)
         except OSError:
