@@ -4,7 +4,7 @@ The seed's loop under dash over 500 files (0.5-32 KiB):
     for file in $(find $BASE -type f -name '*.gif' | sed "s#$BASE##"); do
         memccp --key=$file --servers=... $BASE$file; done
 C memccp has no --key: it runs the same loop without it (its key is the base name).
-The two take turns, 3 rounds, median; with sudo in the loop too when sudo is there;
+The two take turns, 5 rounds, median; with sudo in the loop too when sudo is there;
 memccp-py once more without its warm helper (MEMCCP_HELPER=off, as before it had one), and
 the loop running only `python3 -I -S -c pass`, the floor for any client in Python.
 Then the cost of one call (median of 100, taking turns) against `python3 -I -S -c pass`.
@@ -22,7 +22,7 @@ import time
 
 from common import PYTHON, Memcached, c_memccp, py_client, report_goals
 
-FILES, ROUNDS = 500, 3
+FILES, ROUNDS = 500, 5
 LOOP = ('for file in $(find $BASE -type f -name "*.gif" | sed "s#$BASE##"); do '
         '$SUDO "$TOOL" $KEY --servers=$SERVER $BASE$file; done')
 
