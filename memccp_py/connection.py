@@ -235,11 +235,14 @@ class Connection(Protocol):
                 self._explain_close()
                 raise
             failures = self._store_replies(op, items, first, noop, code)
-            if stat is not None:
-                self._evictions_after = self._stat_answer(stat, "evictions")
-            return failures
         except WireFault as exc:
             raise self._fault(str(exc)) from None
+        if stat is not None:  # the items are stored (the no-op is answered) whatever follows
+            try:
+                self._evictions_after = self._stat_answer(stat, "evictions")
+            except (WireFault, ServerError):
+                self.disconnect()  # the counter is unknown: no eviction is reported
+        return failures
 
     def _explain_close(self) -> None:
         """The server dropped us while we sent: an error reply received first says why."""

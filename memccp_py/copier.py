@@ -249,11 +249,18 @@ class _Run:
 
 
 class _ahead:
-    """Iterate over *items* one ahead: ``last`` says whether the item just given is the last."""
+    """Iterate over *items* one ahead: ``last`` says whether the item just given is the last.
+    An error getting an item is raised in its turn, after the items before it are used."""
 
     def __init__(self, items: abc.Iterator) -> None:
         self._items = items
-        self._next = next(items, _END)
+        self._advance()
+
+    def _advance(self) -> None:
+        try:
+            self._next = next(self._items, _END)
+        except Exception as exc:  # noqa: BLE001  (raised again in its turn)
+            self._next = _Raise(exc)
         self.last = self._next is _END
 
     def __iter__(self) -> _ahead:
@@ -263,9 +270,17 @@ class _ahead:
         item = self._next
         if item is _END:
             raise StopIteration
-        self._next = next(self._items, _END)
-        self.last = self._next is _END
+        if isinstance(item, _Raise):
+            raise item.error
+        self._advance()
         return item
+
+
+class _Raise:
+    __slots__ = ("error",)
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
 
 
 _END = object()

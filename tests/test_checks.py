@@ -160,3 +160,56 @@ def test_last_store_asks_for_evictions_in_its_round_trip(tmp_path, capsys, optio
                                          "ran (memcached -m too small?): stored files may be missing\n")
     assert [(r.opcode, r.key) for r in seen] == [(STAT, b""), (SETQ, b"f"), (NOOP, b""), (STAT, b"")]
     assert seen[1].body[8 + 1:] == b"data"
+
+
+@pytest.mark.parametrize("options", [[], ["-B"]], ids=PATHS)
+def test_fault_after_the_last_store_leaves_it_stored(tmp_path, capsys, options):
+    """A server that drops the connection once it has confirmed the last stores, before it
+    answers the eviction counter asked with them: the files are stored, exit 0, and no
+    eviction is claimed."""
+    from peers import NOOP, STAT, Peer, reply, requests
+
+    stored = []
+
+    def serve(sock):
+        previous = None
+        for request in requests(sock):
+            if request.opcode == STAT and previous == NOOP:
+                return  # the counter asked after the last store: never answered
+            if request.opcode == STAT:
+                sock.sendall(reply(STAT, request.opaque, key=b"evictions", value=b"0")
+                             + reply(STAT, request.opaque))
+            elif request.opcode == NOOP:
+                sock.sendall(reply(NOOP, request.opaque))
+            else:
+                stored.append(request.key)
+            previous = request.opcode
+
+    peer = Peer(serve)
+    for name in ("a", "b"):
+        (tmp_path / name).write_bytes(name.encode())
+    try:
+        status, out, err = run(capsys, *options, "-v", "--timeout=2", "-s", peer.address,
+                               str(tmp_path / "a"), str(tmp_path / "b"))
+    finally:
+        peer.close()
+    assert (status, out, err) == (0, "a\nb\n", "memccp: 2 files, 2 stored (2 bytes), 0 failed\n")
+    assert stored == [b"a", b"b"]
+
+
+def test_unbuffered_look_ahead_stores_a_file_before_the_next_name_fails(memcached, tmp_path):
+    """Unbuffered, the copier looks one name ahead: a name that cannot be had raises only
+    after the file before it is stored."""
+    (tmp_path / "first").write_bytes(b"1")
+
+    def jobs():
+        yield Job(str(tmp_path / "first"), b"first")
+        raise FileNotFoundError(2, "No such file or directory")
+
+    cluster = Cluster(parse_servers(memcached.address))
+    try:
+        with pytest.raises(FileNotFoundError):
+            copy_files(jobs(), cluster, Options(), None, None)
+    finally:
+        cluster.close()
+    assert text_get(memcached, b"first") == (0, b"1")
