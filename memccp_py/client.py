@@ -162,6 +162,9 @@ def via_helper(directory: bytes):
         sock.settimeout(None)
         try:
             sock.sendall(b"G")  # from here on the call is the helper's, whatever happens
+        except OSError:
+            pass  # the worker is gone; the helper may have said how already
+        try:
             status = reply.next()
         except OSError:
             status = None

@@ -17,12 +17,15 @@ import sys
 #: moved or deleted. A watched directory: an entry created, deleted or moved in or out.
 _FILE_EVENTS = 0x002 | 0x004 | 0x400 | 0x800  # MODIFY ATTRIB DELETE_SELF MOVE_SELF
 _DIRECTORY_EVENTS = _FILE_EVENTS | 0x040 | 0x080 | 0x100 | 0x200  # MOVED_FROM/TO CREATE DELETE
-_IN_CLOEXEC, _IN_NONBLOCK = 0o2000000, 0o4000
+_IN_DONT_FOLLOW, _IN_CLOEXEC, _IN_NONBLOCK = 0x02000000, 0o2000000, 0o4000
+#: A file's change time comes from a coarse clock: it may read this much before the change.
+_CLOCK_SLACK_NS = 50_000_000
 
 
 def code_files(packages: tuple[str, ...] = ("memccp_py", "bmemcached")) -> list[str]:
-    """The files and directories of the code this process runs, and the interpreter."""
-    paths = {os.path.realpath(sys.executable)}
+    """The files and directories of the code this process runs, and the interpreter (the
+    file, and the link that named it: /usr/bin/python3 may come to name another)."""
+    paths = {sys.executable, os.path.realpath(sys.executable)}
     for name, module in list(sys.modules.items()):
         location = getattr(module, "__file__", None)
         if name.partition(".")[0] in packages and location:
@@ -55,21 +58,36 @@ def _inotify(paths: list[str]) -> int | None:
         return None
     for path in paths:
         events = _DIRECTORY_EVENTS if os.path.isdir(path) else _FILE_EVENTS
+        if os.path.islink(path):
+            events |= _IN_DONT_FOLLOW
         if libc.inotify_add_watch(fd, os.fsencode(path), events) < 0:
             os.close(fd)
             return None
     return fd
 
 
-class CodeWatch:
-    """Started once the code is imported; :meth:`changed` says whether it changed since."""
+def _changed_since(paths: list[str], since_ns: int) -> bool:
+    """Whether a file of PATHS (or a link) changed after SINCE_NS (time.time_ns())."""
+    for path in paths:
+        try:
+            if os.lstat(path).st_ctime_ns > since_ns - _CLOCK_SLACK_NS:
+                return True
+        except OSError:
+            return True
+    return False
 
-    def __init__(self, paths: list[str] | None = None, use_inotify: bool = True) -> None:
+
+class CodeWatch:
+    """Started once the code is imported; :meth:`changed` says whether it changed since
+    *since_ns* (time.time_ns() before the imports; default: now)."""
+
+    def __init__(self, paths: list[str] | None = None, use_inotify: bool = True,
+                 since_ns: int | None = None) -> None:
         self.paths = code_files() if paths is None else paths
         self.snapshot = code_snapshot(self.paths)
         self.fd = _inotify(self.paths) if use_inotify else None
-        # what changed before the watches were in place
-        self._stale = self.fd is not None and code_snapshot(self.paths) != self.snapshot
+        # what changed between the imports and the watch
+        self._stale = since_ns is not None and _changed_since(self.paths, since_ns)
 
     def fileno(self) -> int | None:
         """A descriptor that becomes readable when the code changes (None: no inotify).

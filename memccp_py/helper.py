@@ -31,7 +31,11 @@ import sys
 import time
 
 from memccp_py.codewatch import CodeWatch
-from memccp_py.rehearsal import rehearse, sample_file
+from memccp_py.rehearsal import rehearse
+
+#: When this module was loaded: a code change since then, even before the watch on the code
+#: was in place, makes the helper retire.
+BEGAN_NS = time.time_ns()
 
 DEFAULT_IDLE = 5.0
 SPARE_DELAY = 0.02  # seconds a call runs before the next worker is forked anyway
@@ -64,11 +68,8 @@ def serve(directory: str, name: str) -> None:
         os.close(lock)
         return
     helper = Helper(listener, path, lock)
+    helper.sample = os.path.join(directory, f"lock.{name}")  # a rehearsal copies it
     try:
-        try:
-            helper.sample = sample_file(directory, name)
-        except OSError:
-            pass  # no rehearsals
         helper.start()
         helper.loop()
     finally:
@@ -129,7 +130,7 @@ class Helper:
         self.workers: dict[int, int] = {}  # pid -> its client connection (a duplicate)
         self.channel = self.worker_channel = None
         self.wake_read = self.wake_write = -1
-        self.sample: str | None = None  # the file a rehearsal copies
+        self.sample: str | None = None  # the file a rehearsal copies (the lock: it holds a pid)
         try:
             self.idle = float(os.environ.get("MEMCCP_HELPER_IDLE", DEFAULT_IDLE))
         except ValueError:
@@ -148,7 +149,7 @@ class Helper:
         self.peer_groups = memccp_py.worker.peer_groups_work()  # else /proc per call
         _warm_up(self.cli, os.path.join(os.path.dirname(self.path), "warm-up"))
         self.rehearse()
-        self.watch = CodeWatch()
+        self.watch = CodeWatch(since_ns=BEGAN_NS)
         self.channel, self.worker_channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_write)

@@ -1,6 +1,7 @@
 """A rehearsal of one call, run by the warm helper when it starts and by each spare worker
-while no call waits: a small file copied to a stand-in memcached (a thread answering on a
-private unix socket), the standard streams built as a call builds them.
+while no call waits: a small file (the helper's lock file) copied to a stand-in memcached
+(a thread answering on a private unix socket), the standard streams built as a call builds
+them.
 
 A forked worker shares the helper's memory until it writes to it; every page a call writes
 (objects' reference counts, caches, allocations) is then copied, and an idle worker's memory
@@ -14,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import socket
+import stat
 import struct
 import sys
 import threading
@@ -57,25 +59,32 @@ def _stand_in(listener: socket.socket) -> None:
             return
 
 
-def sample_file(directory: str, name: str) -> str:
-    """The small file rehearsals copy, made in the helper's private DIRECTORY."""
-    path = os.path.join(directory, f"rehearsal.{name}")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+def _poke(path: str) -> None:
+    poke = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        os.write(fd, b"a rehearsal of a memccp call\n")
+        poke.settimeout(PATIENCE)
+        poke.connect(path)
+    except OSError:
+        pass
     finally:
-        os.close(fd)
-    return path
+        poke.close()
 
 
 def rehearse(cli, parser, directory: str, sample: str,
              make_stream: abc.Callable[[int], object] | None = None) -> int | None:
     """Run one call of cli.main() copying SAMPLE to a stand-in on a socket in DIRECTORY;
     *make_stream(fd)* builds a standard stream as a call does. Return the call's exit
-    status, None if the rehearsal itself failed (that only ends it)."""
+    status, None if there was no rehearsal or it failed (that only ends it)."""
     from memccp_py.helper import listen_unix
 
     path = os.path.join(directory, f"rehearsal.{os.getpid()}.socket")
+    try:
+        if not stat.S_ISREG(os.lstat(sample).st_mode):
+            return None
+    except OSError:
+        return None  # removed: nothing to copy
+    if not path.isprintable() or any(c in path for c in ", :"):
+        return None  # a server list would not read it as one socket
     streams = sys.stdout, sys.stderr
     status = listener = None
     try:
@@ -88,7 +97,8 @@ def rehearse(cli, parser, directory: str, sample: str,
                 make_stream(fd)
         sys.stdout = sys.stderr = io.StringIO()
         status = cli.main(["--key=/rehearsal", f"--timeout={PATIENCE:g}", f"--servers={path}", "--", sample],
-                 parser=parser)
+                          parser=parser)
+        _poke(path)  # a stand-in still waiting for the call's connection takes this one, and ends
         stand_in.join(PATIENCE)
     except Exception:  # noqa: BLE001  (only a rehearsal: the real call will say what fails)
         pass

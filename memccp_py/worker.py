@@ -35,7 +35,9 @@ def work(helper) -> None:
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     if not select.select([helper.listener], [], [], 0)[0]:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {RETIRE})  # ends after the rehearsal's tidying
         helper.rehearse()  # while no one waits: the memory a call writes is copied now
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {RETIRE})
     conn = _accept(helper)
     if conn is None:
         return
@@ -94,13 +96,14 @@ def _accept(helper) -> socket.socket | None:
 SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)
 
 
-def _peer_groups(conn: socket.socket) -> set[int]:
+def _peer_groups(conn: socket.socket) -> set[int] | None:
+    """The peer's groups, None if more than Python can ask for at once (256)."""
     try:
-        raw = conn.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 256)
+        raw = conn.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 1024)  # CPython's largest
     except OSError as exc:
-        if exc.errno != errno.ERANGE:
-            raise
-        raw = conn.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 4 << 16)  # NGROUPS_MAX
+        if exc.errno == errno.ERANGE:
+            return None
+        raise
     return set(struct.unpack(f"{len(raw) // 4}I", raw[:len(raw) // 4 * 4]))
 
 
@@ -123,8 +126,9 @@ def _same_user(conn: socket.socket, groups: frozenset, by_socket: bool) -> bool:
     if uid != os.getuid() or gid != os.getgid():
         return False
     try:
-        if by_socket:
-            return _peer_groups(conn) == groups
+        peer = _peer_groups(conn) if by_socket else None
+        if peer is not None:
+            return peer == groups
         with open(f"/proc/{pid}/status", "rb") as status:
             for line in status:
                 if line.startswith(b"Groups:"):

@@ -533,12 +533,87 @@ def test_code_watch(tmp_path, use_inotify, change):
 
 def test_rehearsal_copies_to_its_stand_in_and_leaves_nothing(tmp_path, capsys):
     """A rehearsal is a whole call that succeeds (exit 0) against its stand-in, prints
-    nothing and leaves only its sample file behind."""
+    nothing and leaves nothing behind."""
     from memccp_py import cli
-    from memccp_py.rehearsal import rehearse, sample_file
+    from memccp_py.rehearsal import rehearse
     from memccp_py.worker import rehearsal_stream
 
-    sample = sample_file(str(tmp_path), "test")
+    (tmp_path / "lock.test").write_bytes(b"123\n")
+    sample = str(tmp_path / "lock.test")
     assert rehearse(cli, cli.build_parser(), str(tmp_path), sample, rehearsal_stream) == 0
     assert capsys.readouterr() == ("", "")
-    assert os.listdir(tmp_path) == ["rehearsal.test"]
+    assert os.listdir(tmp_path) == ["lock.test"]
+
+
+def test_no_rehearsal_without_its_file_or_in_a_directory_a_server_list_splits(tmp_path):
+    """No sample file, or a directory whose name a server list would split (a comma, a
+    colon, a blank): no rehearsal, nothing left behind."""
+    from memccp_py import cli
+    from memccp_py.rehearsal import rehearse
+
+    parser = cli.build_parser()
+    assert rehearse(cli, parser, str(tmp_path), str(tmp_path / "gone")) is None
+    for name in ("a,127.0.0.1:11211", "a:b", "a b"):
+        odd = tmp_path / name
+        odd.mkdir()
+        (odd / "lock.x").write_bytes(b"1\n")
+        assert rehearse(cli, parser, str(odd), str(odd / "lock.x")) is None
+        assert os.listdir(odd) == ["lock.x"]
+
+
+def test_rehearsal_whose_call_never_connects_ends_at_once(tmp_path, monkeypatch):
+    """A rehearsal whose call fails before it connects does not wait out its patience for a
+    connection that never comes (every call would wait as long)."""
+    from memccp_py import rehearsal
+
+    class FailingCli:
+        @staticmethod
+        def main(argv, parser=None):
+            return 2
+
+    monkeypatch.setattr(rehearsal, "PATIENCE", 60.0)
+    (tmp_path / "lock.test").write_bytes(b"1\n")
+    started = time.monotonic()
+    assert rehearsal.rehearse(FailingCli, None, str(tmp_path), str(tmp_path / "lock.test")) == 2
+    assert time.monotonic() - started < 30  # a hang, not a speed: its patience is 60 s
+    assert os.listdir(tmp_path) == ["lock.test"]
+
+
+@pytest.mark.parametrize("use_inotify", [True, False], ids=["inotify", "snapshot"])
+def test_code_watch_sees_the_interpreter_link_pointed_elsewhere(tmp_path, use_inotify):
+    """The link that named the interpreter (/usr/bin/python3) made to name another one."""
+    from memccp_py.codewatch import CodeWatch
+
+    for name in ("python3.11", "python3.12"):
+        (tmp_path / name).write_bytes(name.encode())
+    link = tmp_path / "python3"
+    link.symlink_to("python3.11")
+    watch = CodeWatch([str(link), str(tmp_path / "python3.11")], use_inotify=use_inotify)
+    try:
+        assert not watch.changed()
+        (tmp_path / "new").symlink_to("python3.12")
+        os.rename(tmp_path / "new", link)  # as ln -sfn does
+        assert watch.changed()
+    finally:
+        watch.close()
+
+
+def test_code_watch_sees_a_change_made_before_it_was_started(tmp_path):
+    """A module changed after the helper began but before its watch was in place."""
+    from memccp_py.codewatch import CodeWatch
+
+    module = tmp_path / "module.py"
+    module.write_text("x = 1\n")
+    began = time.time_ns() - 10**9
+    watch = CodeWatch([str(module)], since_ns=began)
+    try:
+        assert watch.changed()
+    finally:
+        watch.close()
+    old = time.time_ns() - 3600 * 10**9
+    os.utime(module, ns=(old, old))  # (the change time is now: it cannot be set back)
+    watch = CodeWatch([str(module)], since_ns=time.time_ns() + 10**9)
+    try:
+        assert not watch.changed()
+    finally:
+        watch.close()
