@@ -30,9 +30,11 @@ def make_tree(base: str, count: int) -> dict:
 
 
 def load(tool, server, base):
-    """Run one bulk load; return (seconds, peak RSS in MiB, exit status)."""
+    """Run one bulk load in its own process (MEMCCP_HELPER=off: the memory measured is the
+    copy's, not a thin client's); return (seconds, peak RSS in MiB, exit status)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([*tool, f"--servers={server.address}", f"--docroot={base}", "-r", base])
+    proc = subprocess.Popen([*tool, f"--servers={server.address}", f"--docroot={base}", "-r", base],
+                            env=dict(os.environ, MEMCCP_HELPER="off"))
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return time.perf_counter() - start, usage.ru_maxrss / 1024, proc.returncode
