@@ -12,6 +12,7 @@ from collections import abc
 
 from memccp_py.errors import MemccpError
 from memccp_py.servers import Server
+from memccp_py.wire import dial
 
 #: A binary-protocol NOOP request: magic 0x80, opcode 0x0a, nothing else.
 NOOP = bytes([0x80, 0x0A]) + bytes(22)
@@ -27,17 +28,7 @@ class ServersNotReadyError(MemccpError):
 def noop_problem(server: Server, timeout: float) -> str | None:
     """Why *server* does not answer a NOOP within *timeout* seconds, or None when it does."""
     try:
-        if server.path is not None:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            try:
-                sock.connect(server.path)
-            except OSError:
-                sock.close()
-                raise
-        else:
-            sock = socket.create_connection((server.host, server.port), timeout=timeout)
-        with sock:
+        with dial(server, timeout) as sock:
             sock.sendall(NOOP)
             head = b""
             while len(head) < 2:
