@@ -49,6 +49,22 @@ def text_only_peer():
     assert not thread.is_alive()
 
 
+def waiting_memccp(servers: str, page) -> subprocess.Popen:
+    """This checkout's memccp --wait=60 copying PAGE to SERVERS under the key /page.html."""
+    return subprocess.Popen(["/usr/bin/python3", "-m", "memccp_py", "--wait=60", f"--servers={servers}",
+                             "--key=/page.html", str(page)], env=dict(os.environ, PYTHONPATH=ROOT),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def hang_up_twice(silent: socket.socket, proc: subprocess.Popen) -> None:
+    """Take two connections of PROC on SILENT and hang up: memccp is waiting, not failing."""
+    for _ in range(2):
+        conn, _ = silent.accept()
+        conn.close()
+    silent.close()
+    assert proc.poll() is None
+
+
 def ended(proc: subprocess.Popen, silent: socket.socket, server) -> None:
     """Clean up after a test of a late memcached: the listener, memccp, the server."""
     silent.close()
@@ -66,17 +82,10 @@ def test_wait_until_memcached_starts(tmp_path):
     page.write_bytes(b"<p>warm</p>")
     port = free_port()
     silent = listener(port)  # a server still starting: accepts, answers nothing, hangs up
-    proc = subprocess.Popen(["/usr/bin/python3", "-m", "memccp_py", "--wait=60",
-                             f"--servers=127.0.0.1:{port}", "--key=/page.html", str(page)],
-                            env=dict(os.environ, PYTHONPATH=ROOT),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = waiting_memccp(f"127.0.0.1:{port}", page)
     server = None
     try:
-        for _ in range(2):  # two attempts seen: memccp is waiting, not failing
-            conn, _ = silent.accept()
-            conn.close()
-        silent.close()
-        assert proc.poll() is None
+        hang_up_twice(silent, proc)
         server = start_memcached(port=port)
         out, err = proc.communicate(timeout=60)
         assert (proc.returncode, out, err) == (0, b"", b"")
@@ -145,17 +154,11 @@ def test_wait_for_a_unix_socket_memcached(tmp_path):
     silent.bind(path)
     silent.listen(8)
     silent.settimeout(30)
-    proc = subprocess.Popen(["/usr/bin/python3", "-m", "memccp_py", "--wait=60", f"--servers={path}",
-                             "--key=/page.html", str(page)], env=dict(os.environ, PYTHONPATH=ROOT),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = waiting_memccp(path, page)
     server = None
     try:
-        for _ in range(2):  # two attempts seen: memccp is waiting, not failing
-            conn, _ = silent.accept()
-            conn.close()
-        silent.close()
+        hang_up_twice(silent, proc)
         os.unlink(path)
-        assert proc.poll() is None
         server = start_memcached(unix_path=path)
         out, err = proc.communicate(timeout=60)
         assert (proc.returncode, out, err) == (0, b"", b"")
