@@ -32,6 +32,16 @@ def _answer(opcode: int, opaque: int, key: bytes = b"", value: bytes = b"") -> b
     return HEADER.pack(_RESPONSE, opcode, len(key), 0, 0, 0, len(key) + len(value), opaque, 0) + key + value
 
 
+def _fill(conn: socket.socket, received: bytes, size: int) -> bytes | None:
+    """RECEIVED with more from *conn* until it holds SIZE bytes; None if *conn* closes."""
+    while len(received) < size:
+        chunk = conn.recv(1 << 16)
+        if not chunk:
+            return None
+        received += chunk
+    return received
+
+
 def _stand_in(listener: socket.socket) -> None:
     """Answer one connection as an empty memcached: STAT, quiet stores (no answer), NOOP."""
     try:
@@ -43,13 +53,13 @@ def _stand_in(listener: socket.socket) -> None:
         received = b""
         try:
             while True:
-                while len(received) < HEADER.size or \
-                        len(received) < HEADER.size + HEADER.unpack_from(received)[6]:
-                    chunk = conn.recv(1 << 16)
-                    if not chunk:
-                        return
-                    received += chunk
-                opcode, bodylen, opaque = (HEADER.unpack_from(received)[i] for i in (1, 6, 7))
+                received = _fill(conn, received, HEADER.size)
+                if received is None:
+                    return
+                _magic, opcode, _k, _e, _t, _s, bodylen, opaque, _cas = HEADER.unpack_from(received)
+                received = _fill(conn, received, HEADER.size + bodylen)
+                if received is None:
+                    return
                 received = received[HEADER.size + bodylen:]
                 if opcode == _STAT:
                     conn.sendall(_answer(_STAT, opaque, b"evictions", b"0") + _answer(_STAT, opaque))
