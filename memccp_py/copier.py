@@ -259,8 +259,8 @@ class _ahead:
     def _advance(self) -> None:
         try:
             self._next = next(self._items, _END)
-        except Exception as exc:  # noqa: BLE001  (raised again in its turn)
-            self._next = _Raise(exc)
+        except Exception as exc:  # noqa: BLE001  (raised again in its turn; no job is one)
+            self._next = exc
         self.last = self._next is _END
 
     def __iter__(self) -> _ahead:
@@ -270,17 +270,10 @@ class _ahead:
         item = self._next
         if item is _END:
             raise StopIteration
-        if isinstance(item, _Raise):
-            raise item.error
+        if isinstance(item, Exception):
+            raise item
         self._advance()
         return item
-
-
-class _Raise:
-    __slots__ = ("error",)
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
 
 
 _END = object()
