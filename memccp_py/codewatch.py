@@ -4,7 +4,7 @@ The helper watches its code (the files of memccp_py and bmemcached, their direct
 the interpreter) with inotify, so that asking costs one poll of a descriptor its workers
 share, and the helper itself wakes up and retires when something changes. Where inotify
 cannot be had (no ctypes, no watches left), it compares the files' identities (device,
-inode, time, size) with those taken at start, as it did before.
+inode, time, size) with those taken at start.
 """
 
 from __future__ import annotations
@@ -95,9 +95,11 @@ class CodeWatch:
         return self.fd
 
     def changed(self) -> bool:
+        if self._stale:
+            return True
         if self.fd is None:
             return code_snapshot(self.paths) != self.snapshot
-        return self._stale or bool(select.select([self.fd], [], [], 0)[0])
+        return bool(select.select([self.fd], [], [], 0)[0])
 
     def close(self) -> None:
         if self.fd is not None:

@@ -598,21 +598,22 @@ def test_code_watch_sees_the_interpreter_link_pointed_elsewhere(tmp_path, use_in
         watch.close()
 
 
-def test_code_watch_sees_a_change_made_before_it_was_started(tmp_path):
+@pytest.mark.parametrize("use_inotify", [True, False], ids=["inotify", "snapshot"])
+def test_code_watch_sees_a_change_made_before_it_was_started(tmp_path, use_inotify):
     """A module changed after the helper began but before its watch was in place."""
     from memccp_py.codewatch import CodeWatch
 
     module = tmp_path / "module.py"
     module.write_text("x = 1\n")
     began = time.time_ns() - 10**9
-    watch = CodeWatch([str(module)], since_ns=began)
+    watch = CodeWatch([str(module)], use_inotify=use_inotify, since_ns=began)
     try:
         assert watch.changed()
     finally:
         watch.close()
     old = time.time_ns() - 3600 * 10**9
     os.utime(module, ns=(old, old))  # (the change time is now: it cannot be set back)
-    watch = CodeWatch([str(module)], since_ns=time.time_ns() + 10**9)
+    watch = CodeWatch([str(module)], use_inotify=use_inotify, since_ns=time.time_ns() + 10**9)
     try:
         assert not watch.changed()
     finally:
