@@ -155,11 +155,6 @@ class Connection(Protocol):
         if status not in (0x01, 0x02, 0x03, 0x05) and status not in ITEM_STATUS:
             raise self._fault(f"unexpected reply status 0x{status:02x}")
 
-    def _stat_request(self, group: bytes) -> int:
-        opaque = self._next_opaques(1)
-        self._request([_stat_packet(opaque, group)])
-        return opaque
-
     def _settle(self) -> None:
         """Read the answer to the STAT sent on connecting, which comes before any other."""
         if self._connect_stat is not None:
@@ -169,7 +164,8 @@ class Connection(Protocol):
     def _stat(self, name: str, group: bytes = b"") -> int | None:
         """One number from the server's statistics (general, or *group*: b"settings"),
         None if it has none."""
-        opaque = self._stat_request(group)
+        opaque = self._next_opaques(1)
+        self._request([_stat_packet(opaque, group)])
         self._settle()
         return self._stat_answer(opaque, name)
 
