@@ -618,3 +618,33 @@ def test_code_watch_sees_a_change_made_before_it_was_started(tmp_path, use_inoti
         assert not watch.changed()
     finally:
         watch.close()
+
+
+def test_call_accepted_but_never_given_the_go_never_runs(helper_runner, memcached, tmp_path):
+    """A client that walks away after the worker accepted its call, before its go: the
+    worker (which has meanwhile become the caller) runs nothing; the next call is served."""
+    helper_runner.warm()
+    (tmp_path / "f").write_bytes(b"walked away")
+    code = """
+import array, os, socket, sys
+sys.path.insert(0, sys.argv.pop(1))
+from memccp_py import client
+path = sys.argv.pop(1)
+sock = socket.socket(socket.AF_UNIX)
+sock.connect(path)
+body = client.request_body()
+fds = [os.open(".", os.O_PATH | os.O_DIRECTORY)] + [fd for fd in (0, 1, 2) if client.STDIO_OPEN[fd] == "1"]
+sock.sendmsg([len(body).to_bytes(4, "big") + body],
+             [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())])
+print(sock.recv(64).decode().strip())
+sock.close()  # no go
+"""
+    proc = subprocess.run(["/usr/bin/python3", "-IS", "-c", code, ROOT, helper_runner.path("socket"),
+                           "-s", memcached.address, "--key=walked", str(tmp_path / "f")],
+                          capture_output=True, timeout=60)
+    out = proc.stdout.decode()
+    assert (proc.returncode, proc.stderr, out[:1]) == (0, b"", "A")
+    worker = int(out[1:])
+    wait_for(lambda: not alive(worker), "the worker to end")
+    assert text_get(memcached, b"walked") is None
+    assert helper_runner.served()
