@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None, *, parser=None, note: str | None = None)
         status = _report(err, exc, EXIT_USAGE)
     except KeyboardInterrupt:
         status = _report(err, "interrupted", EXIT_INTERRUPTED)
+    except MemoryError:
+        status = _report(err, "out of memory: the run stopped", EXIT_FAILED)
     except (MemccpError, OSError) as exc:
         if args.debug:
             raise

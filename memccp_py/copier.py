@@ -167,7 +167,8 @@ class _Run:
         if not 0 < len(job.key) <= MAX_KEY_LENGTH:
             raise InvalidKeyError(f"{key_problem(job.key)}: '{show(job.key)}'")
         connections = self.routed = self.cluster.route(job.key, job.name)
-        data = read_file(job.source or job.path,
+        source, job.source = job.source, None  # a pending job holds no open directory
+        data = read_file(source or job.path,
                          check_size=self._check_size if self.opt.gzip_flag is None else None)
         flags = self.opt.flags
         if self.opt.gzip_flag is not None:

@@ -222,6 +222,10 @@ def _safety(group) -> None:
     add("--exclude", action="append", default=[], metavar="GLOB",
         help="copy no file, and walk no directory, matching GLOB (repeatable; wins over "
              "--include; GLOB/ matches directories only)")
+    add("--follow-any-link", action="store_true",
+        help="follow a symbolic link whoever owns it (default: only a link owned by root, by "
+             "you, or by the owner of what it leads to; links still stay inside a tree; see "
+             "FILES AND LINKS)")
     add("--verify", action="store_true",
         help="after the run, read every stored item back (pipelined, in batches) and name each "
              "one missing or not as stored (exit status 1). Even without it, each server whose "

@@ -1,12 +1,12 @@
 """Reading one file, safely: only a regular file, never more than its size, never a file
 that changes while it is read, never a file outside its tree.
 
+* the file is opened by :mod:`memccp_py.resolve`, beneath the directory that holds it, links
+  followed only by the link rule; what is read is the very file that was checked;
+* a file the walk saw as no link and that is a link now is not read;
 * ``open`` never blocks: O_NONBLOCK (a FIFO or a device that slipped in), O_NOCTTY;
-  O_NOFOLLOW for files found in a tree, whose links the walker resolved already;
+  a FIFO, socket or device is never opened at all (opening some has effects: a tape rewinds);
 * the open descriptor is checked (fstat): a regular file, at most :data:`MAX_FILE_BYTES`;
-* for a file found in a tree, the open descriptor must be the very file (device and
-  inode) the walk saw inside the tree, or else the kernel's own name of it must lie inside
-  the tree (a link or a directory swapped in after the walk looked is caught here);
 * at most st_size bytes are read; more bytes after them, fewer than st_size, or another
   size or modification time afterwards is "file changed as we read it" (as tar says), and
   nothing is stored.
@@ -20,7 +20,8 @@ import stat
 from collections import abc
 
 from memccp_py.errors import FileReadError
-from memccp_py.walker import Found, not_regular, pseudo
+from memccp_py.resolve import Node, Refused, Scope
+from memccp_py.walker import Found, not_regular
 
 #: No file larger than this is read: memcached's item size cannot exceed 1 GiB.
 MAX_FILE_BYTES = 1 << 30
@@ -69,32 +70,28 @@ def _read_into(fd: int, size: int) -> bytearray:
     return data
 
 
-def _opened_as(fd: int) -> str | None:
-    """What the kernel says the descriptor *fd* is (its real path), None where /proc is absent."""
+def reason(exc: Exception) -> str:
+    """What a failed look-up says: "not read: link ... leads to ...", or the system's words."""
+    if isinstance(exc, Refused):
+        return f"not read: {exc}"
+    return getattr(exc, "strerror", None) or str(exc)
+
+
+def open_found(found: Found) -> Node:
+    """The node of *found*, opened (a failure raises FileReadError)."""
+    if found.node is not None:
+        return found.node
+    scope = found.scope or Scope()
     try:
-        name = os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:
-        return None
-    return name[:-len(" (deleted)")] if name.endswith(" (deleted)") else name
-
-
-def _check_place(fd: int, found: Found) -> None:
-    real = _opened_as(fd)
-    if real is None:
-        return
-    if found.tree is not None:
-        refusal = found.tree.refuses(real)
-        if refusal:
-            raise FileReadError(f"not read: it resolves to {real} and {refusal}")
-    else:
-        into = pseudo(real)
-        if into and not pseudo(os.path.abspath(found.real)):
-            raise FileReadError(f"not read: a link into {into} ({real})")
+        node = scope.resolve(found.base, found.name, follow=found.link)
+    except (OSError, Refused) as exc:
+        raise FileReadError(reason(exc)) from None
+    if stat.S_ISLNK(node.st.st_mode):  # only where links are not followed: seen as a file
+        raise FileReadError("not read: it became a link after the tree was read")
+    return node
 
 
 def _regular(mode: int) -> None:
-    if stat.S_ISLNK(mode):  # only seen where links are not followed: in a tree
-        raise FileReadError("not read: it became a link after the tree was read")
     if stat.S_ISDIR(mode):
         raise FileReadError(os.strerror(errno.EISDIR))  # as open() says it
     if not stat.S_ISREG(mode):
@@ -108,29 +105,24 @@ def read_file(found: Found | str, limit: int = MAX_FILE_BYTES,
     if isinstance(found, str):
         found = Found(found)
     if isinstance(found, Stdin):
+        if found.stream is None:
+            raise FileReadError("standard input is closed")
         try:
             return _read_stream(found.stream, limit)
         except OSError as exc:
             raise FileReadError(exc.strerror or str(exc)) from None
-    in_tree = found.tree is not None
-    try:  # a device is never opened: opening some has effects (a tape rewinds)
-        if found.at is not None and found.at[0].fd is not None:
-            # in the very directory the walk listed, by name, no link followed
-            fd = os.open(found.at[1], _FLAGS | os.O_NOFOLLOW, dir_fd=found.at[0].fd)
-        else:
-            if not found.seen:  # the walk looked already; fstat below sees what was opened
-                _regular(os.stat(found.real, follow_symlinks=not in_tree).st_mode)
-            fd = os.open(found.real, _FLAGS | (os.O_NOFOLLOW if in_tree else 0))
+        except MemoryError:
+            raise FileReadError("out of memory reading standard input") from None
+    node = open_found(found)
+    _regular(node.st.st_mode)  # a FIFO or a device is never opened
+    try:
+        fd = node.reopen(_FLAGS)
     except OSError as exc:
-        if exc.errno == errno.ELOOP and in_tree:
-            raise FileReadError("not read: it became a link after the tree was read") from None
         raise FileReadError(exc.strerror or str(exc)) from None
     try:
         before = os.fstat(fd)
         if not stat.S_ISREG(before.st_mode):
-            _regular(before.st_mode)  # it was swapped since: say what it is now
-        if found.seen != (before.st_dev, before.st_ino):  # not the very file the walk saw
-            _check_place(fd, found)
+            _regular(before.st_mode)
         size = before.st_size
         if size > limit:
             raise FileReadError(f"file is {size} bytes, larger than memcached can store")
@@ -148,5 +140,7 @@ def read_file(found: Found | str, limit: int = MAX_FILE_BYTES,
         return data
     except OSError as exc:
         raise FileReadError(exc.strerror or str(exc)) from None
+    except MemoryError:
+        raise FileReadError(f"out of memory reading its {before.st_size} bytes") from None
     finally:
         os.close(fd)

@@ -14,10 +14,11 @@ from memccp_py.checks import report_evictions, verify
 from memccp_py.cluster import Cluster
 from memccp_py.copier import Options, Summary, copy_files
 from memccp_py.definition import key_mode
-from memccp_py.errors import UsageError
+from memccp_py.errors import MemccpError, UsageError
 from memccp_py.keys import printable, show
 from memccp_py.servers import parse_servers
-from memccp_py.reading import Stdin
+from memccp_py.reading import Stdin, reason
+from memccp_py.resolve import Refused, Scope
 from memccp_py.selection import Selection
 from memccp_py.sources import all_paths, make_jobs
 
@@ -91,10 +92,12 @@ def _check(args: argparse.Namespace, password: str | None) -> None:
         raise UsageError("--index needs --docroot: only then are keys URIs with directories")
 
 
-def _open_lists(names: list[str], stdin: io.TextIOBase) -> list[io.BufferedIOBase]:
+def _open_lists(names: list[str], stdin: io.TextIOBase | None) -> list[io.BufferedIOBase]:
     streams = []
     for name in names:
         if name == "-":
+            if stdin is None:
+                raise MemccpError("--files-from -: standard input is closed")
             streams.append(stdin.buffer)
             continue
         what = f"--files-from {show(os.fsencode(name))}"
@@ -108,7 +111,23 @@ def _open_lists(names: list[str], stdin: io.TextIOBase) -> list[io.BufferedIOBas
     return streams
 
 
-def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | None, err: io.TextIOBase) -> int:
+def _scope(args: argparse.Namespace) -> Scope:
+    """The link rule of the run; with --docroot, bounded by the docroot, resolved once now
+    under that rule: the tree is what it resolves to."""
+    scope = Scope(follow_any=args.follow_any_link)
+    if args.base is None:
+        return scope
+    what = f"--docroot {show(os.fsencode(args.base))}"
+    try:
+        root = scope.resolve(None, args.base)
+    except (OSError, Refused) as exc:
+        raise MemccpError(f"{what}: {reason(exc)}") from None
+    if not root.is_dir:
+        raise MemccpError(f"{what}: Not a directory")
+    return scope.tree(root, args.base)
+
+
+def run(args: argparse.Namespace, stdin: io.TextIOBase | None, out: io.TextIOBase | None, err: io.TextIOBase) -> int:
     """Copy what *args* asks for; return the exit status (0 all stored, 1 not)."""
     warn = None if args.quiet else (lambda text: err.write(f"memccp: warning: {printable(text)}\n"))
     password = _password(args, warn)
@@ -134,10 +153,12 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | Non
     cluster = Cluster(servers, distribution=args.distribution, hash_name=args.hash,
                       timeout=args.timeout, username=args.username, password=password,
                       retry_timeout=args.retry_timeout)
+    scope = _scope(args)
     lists = _open_lists(args.files_from, stdin)
     selection = Selection(args.include, args.exclude) if args.include or args.exclude else None
-    files = [Stdin(stdin.buffer) if f == "-" else f for f in args.files]
-    jobs = make_jobs(all_paths(files, lists, args.null, args.recursive, selection, args.base),
+    files = [Stdin(getattr(stdin, "buffer", None)) if f == "-" else f for f in args.files]
+    jobs = make_jobs(all_paths(files, lists, args.null, args.recursive, selection, args.base,
+                               scope),
                      key=None if args.key is None else os.fsencode(args.key),
                      mode=key_mode(args), base=args.base, prefix=os.fsencode(args.prefix),
                      escape=args.escape, unique_keys=args.unique_keys,
@@ -156,7 +177,7 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase, out: io.TextIOBase | Non
     finally:
         cluster.close()
         for stream in lists:
-            if stream is not stdin.buffer:
+            if stream is not getattr(stdin, "buffer", None):
                 stream.close()
     if args.verbose and not args.quiet:
         err.write(_summary_line(summary))

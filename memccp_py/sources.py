@@ -10,9 +10,10 @@ from collections import abc
 
 from memccp_py.copier import Job, Notice
 from memccp_py.keys import directory_uri, key_for_path, nginx_escape, show, uri_key
-from memccp_py.reading import Stdin
+from memccp_py.reading import Stdin, reason
+from memccp_py.resolve import Node, Refused, Scope
 from memccp_py.selection import Selection
-from memccp_py.walker import Found, Skipped, Tree, walk
+from memccp_py.walker import Found, Skipped, walk
 
 
 #: No name in a --files-from list is longer (bytes): a longer one is an error, read no further.
@@ -47,19 +48,53 @@ def read_list(stream: io.BufferedIOBase, null: bool) -> abc.Iterator[str | Skipp
         yield os.fsdecode(rest)
 
 
-def _listed(name: str, tree: Tree | None) -> Found | Skipped:
-    """A --files-from name; with a tree (--docroot), its links must stay inside it."""
+def _place(path: str, base: str | None, scope: Scope) -> tuple[Node | None, str]:
+    """Where *path* is resolved from: below --docroot, its path there beneath the docroot's
+    held directory; else from / or the working directory."""
+    if scope.root is not None and base is not None:
+        rel = os.path.relpath(path, base)
+        if rel != os.pardir and not rel.startswith(os.pardir + os.sep):
+            return scope.root, rel
+    return None, path
+
+
+def _listed(name: str, base: str | None, scope: Scope) -> Found | Skipped:
+    """A --files-from name, to be opened under *scope* (beneath --docroot when below it)."""
     if "\0" in name:
         return Skipped(name.replace("\0", "\\x00"),
                        "file name contains a NUL byte (for NUL-separated names use -0)", error=True)
-    if tree is None:
-        return Found(name)
-    real = os.path.realpath(name)
-    if real != os.path.abspath(name):
-        refusal = tree.refuses(real)
-        if refusal:
-            return Skipped(name, f"skipped link to {real}: {refusal}")
-    return Found(name, real, tree)
+    return Found(name, scope, *_place(name, base, scope))
+
+
+def _tree(path: str, base: str | None, scope: Scope, selection: Selection | None
+          ) -> abc.Iterator[Found | Skipped]:
+    """-r FILE: the files below the directory *path* (beneath --docroot when below it), or
+    *path* itself when it is no directory."""
+    start, name = _place(path, base, scope)
+    try:
+        node = scope.resolve(start, name)
+    except Refused as refused:
+        where = f" ({scope.top})" if scope.root is not None else ""
+        yield Skipped(path, f"not copied: it resolves to {refused.target} and {refused.reason}{where}",
+                      error=True)
+        return
+    except OSError as exc:
+        yield Skipped(path, reason(exc), error=True)
+        return
+    if not node.is_dir:
+        if selection is None or selection.wants_path(_below(path, base)):
+            yield Found(path, scope, node=node)
+        return
+    if scope.root is None:
+        tree, below = scope.tree(node, path), ""
+    elif not node.inside:
+        yield Skipped(path, f"not copied: it resolves to {node.kernel_name()} and it leads out "
+                            f"of the tree ({scope.top})", error=True)
+        return
+    else:
+        tree, below = scope, "" if name == os.curdir else os.path.normpath(name)
+    if selection is None or selection.wants_path(_below(path, base), True):
+        yield from walk(tree, node, path, selection, below)
 
 
 def _below(path: str, base: str | None) -> str:
@@ -69,32 +104,29 @@ def _below(path: str, base: str | None) -> str:
 
 def all_paths(files: abc.Sequence[str | Stdin], lists: abc.Sequence[io.BufferedIOBase], null: bool,
               recursive: bool = False, selection: Selection | None = None,
-              base: str | None = None) -> abc.Iterator[Found | Skipped]:
+              base: str | None = None, scope: Scope | None = None) -> abc.Iterator[Found | Skipped]:
     """The positional FILEs (directories walked with *recursive*), then the --files-from names;
     of those, only what *selection* (--include/--exclude) picks, by their path below the
     tree: a file under an excluded directory is left out wherever its name comes from.
 
-    Positional FILEs are the user's own choice: links are followed. Files found in a
-    directory must stay inside it, or, with *base* (--docroot), inside *base*; so must
-    --files-from names with *base*."""
-    tree = None if base is None else Tree(base)
+    Every name is opened under *scope*: links followed by its rule (default: the caller's
+    rule, no tree). With *base* (--docroot; *scope* then bounded by its held directory), a
+    name below it is opened beneath it. Files found in a directory walked with -r stay
+    inside the docroot, else inside that directory."""
+    scope = scope or Scope()
     for path in files:
         if isinstance(path, Stdin):
             yield path
-            continue
-        below = _below(path, base)
-        if recursive and os.path.isdir(path):
-            if selection is None or selection.wants_path(below, True):
-                yield from walk(path, selection, "" if base is None or below == os.curdir else below,
-                                tree)
-        elif selection is None or selection.wants_path(below):
-            yield Found(path)
+        elif recursive:
+            yield from _tree(path, base, scope, selection)
+        elif selection is None or selection.wants_path(_below(path, base)):
+            yield Found(path, scope, *_place(path, base, scope))
     for stream in lists:
         for name in read_list(stream, null):
             if isinstance(name, Skipped):
                 yield name
             elif selection is None or selection.wants_path(_below(name, base)):
-                yield _listed(name, tree)
+                yield _listed(name, base, scope)
 
 
 def make_jobs(entries: abc.Iterable[Found | Skipped | str], *, key: bytes | None = None,
@@ -135,7 +167,7 @@ def make_jobs(entries: abc.Iterable[Found | Skipped | str], *, key: bytes | None
         else:
             name = key_for_path(path, mode)
         names = (prefix + name + suffix,) if prefix or suffix else (name,)
-        if uri is not None and index and serves_directory(entry.real, index):
+        if uri is not None and index and serves_directory(entry.path, index):
             names += (prefix + directory_uri(uri) + suffix,)
         for name in names:
             stored = nginx_escape(name) if escape == "nginx" else name

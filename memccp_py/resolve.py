@@ -1,0 +1,287 @@
+"""Opening a name beneath a directory already held, with the link rule.
+
+No path is looked up twice. A name is resolved one component at a time, each opened
+(``O_PATH | O_NOFOLLOW``) relative to the descriptor of the directory before it, or, for a
+name with no link in it, in one ``openat2()`` call that the kernel keeps beneath its start.
+What is checked (type, owner, place) is what was opened, by its descriptor, and what is
+read is that very descriptor, opened again for reading.
+
+A symbolic link met anywhere in a name is followed only:
+
+* when it is owned by root, by the caller (the effective uid), or by the owner of what it
+  leads to (Apache's SymLinksIfOwnerMatch), unless the caller said ``--follow-any-link``;
+* in a scope with a tree (-r DIR, --docroot DIR), when what it leads to lies inside it;
+* never into /proc, /sys or /dev.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import sys
+
+#: Pseudo file systems whose files are never reached through a link.
+PSEUDO_ROOTS = ("/proc", "/sys", "/dev")
+#: Links followed in one name at most, as the kernel's limit (ELOOP after it).
+MAX_LINKS = 40
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_STEP = os.O_PATH | os.O_NOFOLLOW | _CLOEXEC
+_LIST = os.O_RDONLY | os.O_DIRECTORY | _CLOEXEC
+
+
+def pseudo(real: str) -> str | None:
+    """The pseudo file system (/proc, /sys, /dev) the resolved path *real* lies in, or None."""
+    for root in PSEUDO_ROOTS:
+        if real == root or real.startswith(root + "/"):
+            return root
+    return None
+
+
+def owner(uid: int) -> str:
+    """A user as a message names it: ``alice (1000)``."""
+    import pwd
+
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} ({uid})"
+    except (KeyError, OverflowError):
+        return f"uid {uid}"
+
+
+class Refused(Exception):
+    """A link not followed: ``link`` and ``target`` as the kernel names them, ``reason``."""
+
+    def __init__(self, link: str, target: str, reason: str) -> None:
+        super().__init__(f"link {link} leads to {target}: {reason}")
+        self.link, self.target, self.reason = link, target, reason
+
+
+class LinkError(OSError):
+    """What a link leads to cannot be had (``errno`` says why: ENOENT for a broken link)."""
+
+
+class Node:
+    """An opened object: ``fd`` (an O_PATH descriptor, closed with the node), ``st`` its
+    status, ``parent`` the node it was opened in while that is held (None at a start, or
+    once let go), ``name`` its name there, ``inside`` whether it lies inside the scope's
+    tree, ``ancestry`` the (identity, inside, ancestry) of the directory above it, kept
+    without holding it open (None where not known)."""
+
+    __slots__ = ("fd", "st", "parent", "name", "inside", "ancestry")
+
+    def __init__(self, fd: int, st: os.stat_result, parent: Node | None, name: str | None,
+                 inside: bool) -> None:
+        self.fd, self.st, self.parent, self.name, self.inside = fd, st, parent, name, inside
+        self.ancestry = None if parent is None else (parent.identity, parent.inside, parent.ancestry)
+
+    def __del__(self) -> None:
+        try:
+            os.close(self.fd)
+        except (OSError, TypeError, AttributeError):  # closed already, or at shutdown
+            pass
+
+    def let_go(self) -> None:
+        """Hold the directories above no longer (a deep walk would hold one descriptor a
+        level): ".." opens the parent again, and checks it is the one it was."""
+        self.parent = None
+
+    @property
+    def identity(self) -> tuple[int, int]:
+        return self.st.st_dev, self.st.st_ino
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.st.st_mode)
+
+    def kernel_name(self) -> str | None:
+        """What the kernel calls it now (its real path), None where /proc is absent."""
+        try:
+            name = os.readlink(f"/proc/self/fd/{self.fd}")
+        except OSError:
+            return None
+        return name[:-len(" (deleted)")] if name.endswith(" (deleted)") else name
+
+    def listing(self) -> int:
+        """A new descriptor of this directory to list it with."""
+        return os.open(".", _LIST, dir_fd=self.fd)
+
+    def reopen(self, flags: int) -> int:
+        """A new descriptor of this very file, opened with *flags* (for reading)."""
+        if _PROC_FD:
+            return os.open(f"/proc/self/fd/{self.fd}", flags | _CLOEXEC)
+        if self.parent is None or self.name is None:
+            raise OSError(errno.ENOENT, "cannot open it again without /proc")
+        fd = os.open(self.name, flags | os.O_NOFOLLOW | _CLOEXEC, dir_fd=self.parent.fd)
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) != self.identity:
+            os.close(fd)
+            raise OSError(errno.ESTALE, "it changed while it was opened")
+        return fd
+
+
+_PROC_FD = os.path.isdir("/proc/self/fd")
+
+
+def _open(parent: int | None, name: str) -> tuple[int, os.stat_result]:
+    fd = os.open(name, _STEP, dir_fd=parent)
+    try:
+        return fd, os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+class Scope:
+    """Where names are resolved and which links are followed: ``root`` (a directory Node)
+    bounds a tree, None resolves anywhere; ``top``: the tree as the user wrote it;
+    ``follow_any``: --follow-any-link; ``caller``: whose links are trusted."""
+
+    def __init__(self, root: Node | None = None, top: str | None = None,
+                 follow_any: bool = False, caller: int | None = None) -> None:
+        self.root, self.top, self.follow_any = root, top, follow_any
+        self.caller = os.geteuid() if caller is None else caller
+        self.root_name = root.kernel_name() if root is not None else None
+
+    def tree(self, root: Node, top: str) -> Scope:
+        """The same rule, bounded by the directory *root* (written *top*)."""
+        root.inside = True
+        return Scope(root, top, self.follow_any, self.caller)
+
+    def start(self, path: str) -> Node:
+        """The node a *path* outside any tree starts from: / or the working directory."""
+        fd, st = _open(None, "/" if path.startswith("/") else ".")
+        return Node(fd, st, None, None, self._is_root(st))
+
+    def _is_root(self, st: os.stat_result) -> bool:
+        return self.root is not None and (st.st_dev, st.st_ino) == self.root.identity
+
+    def below(self, node: Node) -> str | None:
+        """*node*'s path below the tree's root (for --include/--exclude), None if unknown."""
+        name = node.kernel_name()
+        if name is None or self.root_name is None:
+            return None
+        if name == self.root_name:
+            return os.curdir
+        return os.path.relpath(name, self.root_name)
+
+    def resolve(self, base: Node | None, path: str, follow: bool = True) -> Node:
+        """What *path* names from *base* (None: from / or the working directory). Links
+        on the way are followed by the rule; the last one only with *follow*. Raises
+        OSError (FileNotFoundError, ...), LinkError or Refused."""
+        if base is None or path.startswith("/"):
+            base = self.start(path)
+        if follow and "/" in path.strip("/") and (self.root is None or base.inside):
+            node = _fast(self, base, path)
+            if node is not None:
+                return node
+        return self._walk(base, path, [MAX_LINKS], follow, 0)
+
+    def _walk(self, node: Node, path: str, budget: list[int], follow: bool, depth: int) -> Node:
+        if path.startswith("/"):
+            node = self.start(path)
+        names = [name for name in path.split("/") if name and name != "."]
+        for number, name in enumerate(names, 1):
+            if name == "..":
+                node = self._up(node)
+                continue
+            fd, st = _open(node.fd, name)
+            child = Node(fd, st, node, name, node.inside or self._is_root(st))
+            if stat.S_ISLNK(st.st_mode) and (follow or number < len(names)):
+                child = self._follow(node, child, budget, depth)
+            node = child
+        return node
+
+    def _up(self, node: Node) -> Node:
+        if node.parent is not None:
+            return node.parent
+        fd, st = _open(node.fd, "..")
+        if node.ancestry is None:
+            return Node(fd, st, None, None, self._is_root(st))
+        identity, inside, above = node.ancestry
+        if (st.st_dev, st.st_ino) != identity:
+            os.close(fd)
+            raise OSError(errno.ESTALE, "a directory moved while the tree was read")
+        up = Node(fd, st, None, None, inside)
+        up.ancestry = above
+        return up
+
+    def _follow(self, where: Node, link: Node, budget: list[int], depth: int) -> Node:
+        """What *link* (opened in *where*) leads to, if the rule lets it be followed. Where
+        it leads is checked for the links of the name itself (*depth* 0): what a link met
+        on the way to it leads to counts only as a step (/proc/self on the way to
+        /proc/self/environ is not what is refused: /proc/PID/environ is)."""
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise LinkError(errno.ELOOP, os.strerror(errno.ELOOP))
+        text = os.readlink("", dir_fd=link.fd)  # the link opened, not its name again
+        try:
+            target = self._walk(where, text, budget, True, depth + 1)
+        except LinkError:
+            raise
+        except OSError as exc:
+            raise LinkError(exc.errno, exc.strerror) from None
+        shown = target.kernel_name() or text
+        if depth == 0:
+            into = pseudo(shown)
+            if into:
+                raise Refused(link.kernel_name() or text, shown, "it leads into " + into)
+            if self.root is not None and not target.inside:
+                raise Refused(link.kernel_name() or text, shown, "it leads out of the tree")
+        theirs, ours = target.st.st_uid, link.st.st_uid
+        if not self.follow_any and ours not in (0, self.caller, theirs):
+            raise Refused(link.kernel_name() or text, shown,
+                          f"the link is owned by {owner(ours)}, its target by {owner(theirs)} "
+                          "(--follow-any-link follows it)")
+        return target
+
+
+# openat2(2): one call for a name with no link in it, kept beneath its start by the kernel.
+_RESOLVE_NO_MAGICLINKS, _RESOLVE_NO_SYMLINKS, _RESOLVE_BENEATH = 0x02, 0x04, 0x08
+_SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437, "armv7l": 437, "i686": 437, "ppc64le": 437,
+                "s390x": 437, "riscv64": 437, "loongarch64": 437}
+_openat2 = None  # the syscall function once loaded; False where the kernel lacks it
+#: errors after which the name is resolved a component at a time instead: a link on the way
+#: (ELOOP), ".." above the start (EXDEV), a rename meanwhile (EAGAIN)
+_RETRY = (errno.ELOOP, errno.EXDEV, errno.EAGAIN)
+
+
+def _load():
+    global _openat2
+    if _openat2 is None:
+        _openat2 = False
+        number = _SYS_OPENAT2.get(os.uname().machine)
+        if number is not None:
+            import ctypes
+
+            syscall = ctypes.CDLL(None, use_errno=True).syscall
+            syscall.restype = ctypes.c_long
+            syscall.argtypes = (ctypes.c_long, ctypes.c_int, ctypes.c_char_p, ctypes.c_char_p,
+                                ctypes.c_size_t)
+            _openat2 = (number, syscall, ctypes.get_errno)
+    return _openat2
+
+
+def _fast(scope: Scope, base: Node, path: str) -> Node | None:
+    """*path* opened by openat2() with no link followed, or None: resolve it otherwise."""
+    call = _load()
+    if not call:
+        return None
+    number, syscall, get_errno = call
+    resolve = _RESOLVE_NO_SYMLINKS | _RESOLVE_NO_MAGICLINKS | (_RESOLVE_BENEATH if base.inside else 0)
+    how = _STEP.to_bytes(8, sys.byteorder) + bytes(8) + resolve.to_bytes(8, sys.byteorder)
+    fd = syscall(number, base.fd, os.fsencode(path), how, len(how))
+    if fd < 0:
+        code = get_errno()
+        if code in (errno.ENOSYS, errno.EPERM, errno.E2BIG, errno.EINVAL):
+            global _openat2
+            _openat2 = False  # not this kernel's, or a filter forbids it
+            return None
+        if code in _RETRY:
+            return None
+        raise OSError(code, os.strerror(code), path)
+    st = os.fstat(fd)
+    if stat.S_ISLNK(st.st_mode) or stat.S_ISDIR(st.st_mode):  # a link last, or a directory:
+        os.close(fd)                                           # its parents matter
+        return None
+    return Node(fd, st, None, None, base.inside)
