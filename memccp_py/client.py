@@ -17,6 +17,8 @@ STDIO_OPEN = "".join("1" if stream is not None else "0"
 PROTOCOL = b"memccp-helper-1"
 ACCEPT_TIMEOUT = 5.0  # seconds a helper may take to accept before this call runs in-process
 FORWARDED = (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP)
+ORIGINAL = {signum: _signal.getsignal(signum) for signum in FORWARDED}  # as at start-up
+SYSTEM_SWITCH = b"/etc/memccp-py/helper"
 PENDING = []  # signals received before the helper took the call
 FS_ENCODING = sys.getfilesystemencoding()
 S_IFMT, S_IFDIR = 0o170000, 0o040000
@@ -28,6 +30,75 @@ def installation() -> bytes:
     """This installation's name: each (a checkout, the package) has its own helper."""
     st = posix.stat(__file__.rpartition("/")[0] or ".")
     return b"%x-%x" % (st.st_dev, st.st_ino)
+
+
+#: What the kernel knows of a process that a call's outcome depends on, besides what the
+#: call brings (arguments, environment, umask, directory, descriptors): a helper serves only
+#: callers for which all of it is the same as for itself, and each context has its own.
+NAMESPACES = (b"mnt", b"net", b"pid", b"user", b"uts", b"ipc", b"cgroup", b"time")
+CAPABILITIES = (b"CapInh", b"CapPrm", b"CapEff", b"CapBnd", b"CapAmb")
+FILES = ((b"security label", b"attr/current"), (b"cgroup", b"cgroup"),
+         (b"audit login uid", b"loginuid"), (b"audit session", b"sessionid"),
+         (b"resource limits", b"limits"))
+
+
+def _read(path: bytes) -> bytes:
+    """A small /proc file whole, b"?" where it cannot be read (absent, not allowed)."""
+    try:
+        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+    except OSError:
+        return b"?"
+    try:
+        data, chunk = b"", b"-"
+        while chunk:
+            chunk = posix.read(fd, 65536)
+            data += chunk
+        return data
+    except OSError:
+        return b"?"
+    finally:
+        posix.close(fd)
+
+
+def context(proc: bytes = b"/proc/self"):
+    """The context of the process *proc* (/proc/self, /proc/PID): a list of (property,
+    value) pairs, then a dict of what is not compared but used (SigIgn, the terminal)."""
+    pairs = []
+    for name in NAMESPACES:
+        try:
+            pairs.append((name + b" namespace", posix.readlink(proc + b"/ns/" + name)))
+        except OSError:
+            pairs.append((name + b" namespace", b"?"))
+    try:
+        st = posix.stat(proc + b"/root")
+        pairs.append((b"root directory", b"%d:%d:" % (st.st_dev, st.st_ino) + posix.readlink(proc + b"/root")))
+    except OSError:
+        pairs.append((b"root directory", b"?"))
+    status = {}
+    for line in _read(proc + b"/status").split(b"\n"):
+        key, _, value = line.partition(b":")
+        status[key] = b" ".join(value.split())
+    pairs.append((b"user and group ids", status.get(b"Uid", b"?") + b"/" + status.get(b"Gid", b"?")))
+    pairs.append((b"groups", status.get(b"Groups", b"?")))
+    pairs.append((b"capabilities", b" ".join(status.get(key, b"?") for key in CAPABILITIES)))
+    pairs.append((b"no_new_privs", status.get(b"NoNewPrivs", b"?")))
+    pairs.append((b"seccomp", status.get(b"Seccomp", b"?") + b"/" + status.get(b"Seccomp_filters", b"?")))
+    for name, file in FILES:
+        pairs.append((name, _read(proc + b"/" + file)))
+    fields = _read(proc + b"/stat").rpartition(b")")[2].split()
+    pairs.append((b"nice value", fields[16] if len(fields) > 16 else b"?"))
+    extra = {b"SigIgn": status.get(b"SigIgn", b"0"),
+             b"pgrp": fields[2] if len(fields) > 5 else b"?",
+             b"tty": fields[4] if len(fields) > 5 else b"?",
+             b"tpgid": fields[5] if len(fields) > 5 else b"?"}
+    return pairs, extra
+
+
+def helper_name(pairs) -> bytes:
+    """The name of the helper for this installation and the context *pairs*: equal
+    installations and contexts, equal names (short: a socket's path has 108 bytes)."""
+    data = b"\0".join([installation(), *(value for _, value in pairs)])
+    return b"%010x" % (int.from_bytes(data, "little") % 0xFFFFFFFFA9)  # 2**40 - 87, a prime
 
 
 def fsencode(text: str) -> bytes:
@@ -107,9 +178,11 @@ def _kill(pid: int, signum: int) -> None:
         pass
 
 
-def via_helper(directory: bytes):
+def via_helper(directory: bytes, name: bytes, refusal: list):
     """Run this call in the helper; return its exit status, or None when the helper did
-    not take the call (then nothing of it ran). Signals received meanwhile go to the worker."""
+    not take the call (then nothing of it ran; *refusal* gets the helper's reason, if it
+    gave one). Signals received meanwhile go to the worker, but for those this process
+    ignores: they stay ignored, here and in the worker."""
     worker = [0]
 
     def forward(signum, frame):
@@ -136,11 +209,12 @@ def via_helper(directory: bytes):
             return None
         try:
             sock.settimeout(ACCEPT_TIMEOUT)
-            sock.connect(directory + b"/socket." + installation())
+            sock.connect(directory + b"/socket." + name)
             if peer_uid(sock) != posix.getuid():
                 return None
             for signum in FORWARDED:
-                _signal.signal(signum, forward)
+                if ORIGINAL[signum] != _signal.SIG_IGN:
+                    _signal.signal(signum, forward)
             if _signal.getsignal(_signal.SIGTSTP) == _signal.SIG_DFL:
                 _signal.signal(_signal.SIGTSTP, suspend)
             body = request_body()
@@ -157,6 +231,8 @@ def via_helper(directory: bytes):
         finally:
             posix.close(cwd)
         if accepted is None or not accepted.startswith(b"A") or PENDING:
+            if accepted is not None and accepted.startswith(b"N"):
+                refusal.append(accepted[1:].decode("ascii", "replace"))
             return None  # not taken (or interrupted first): no "go", so nothing ran
         worker[0] = int(accepted[1:])
         sock.settimeout(None)
@@ -185,7 +261,7 @@ def via_helper(directory: bytes):
     return int(status[1:])
 
 
-def start_helper(directory: bytes) -> None:
+def start_helper(directory: bytes, name: bytes) -> None:
     """Start a helper in the background, fully detached (its own session, no descriptors
     of ours, a fresh interpreter without this call's arguments), so that $(...), sudo and
     ssh do not wait for it."""
@@ -214,7 +290,7 @@ def start_helper(directory: bytes) -> None:
         posix.closerange(3, max(posix.sysconf("SC_OPEN_MAX"), 1024))
         posix.chdir("/")
         code = (f"import sys; sys.path.insert(0, {home!r}); from memccp_py.helper import serve; "
-                f"serve({directory.decode(FS_ENCODING, 'surrogateescape')!r}, {installation().decode()!r})")
+                f"serve({directory.decode(FS_ENCODING, 'surrogateescape')!r}, {name.decode()!r})")
         env = {key: value for key, value in posix.environ.items() if key in KEPT_FOR_HELPER}
         posix.execve(sys.executable, [sys.executable, "-I", "-c", code], env)
     finally:
@@ -239,21 +315,42 @@ def in_process(why: str) -> int:
     return run_in_process(why)
 
 
+def switched_off() -> bytes | None:
+    """Why no helper is used: MEMCCP_HELPER=off, or the system's /etc/memccp-py/helper
+    saying "helper=off"; None if one may be."""
+    off = (b"off", b"0", b"no", b"false")
+    if posix.environ.get(b"MEMCCP_HELPER", b"").lower() in off:
+        return b"MEMCCP_HELPER=off"
+    for line in _read(SYSTEM_SWITCH).split(b"\n"):
+        key, _, value = line.partition(b"=")
+        if key.strip() == b"helper" and value.strip().lower() in off:
+            return SYSTEM_SWITCH + b" says helper=off"
+    return None
+
+
 def main() -> int:
     """Run this process's call (sys.argv); return its exit status."""
-    if posix.environ.get(b"MEMCCP_HELPER", b"").lower() in (b"off", b"0", b"no", b"false"):
-        return in_process("MEMCCP_HELPER=off")
+    off = switched_off()
+    if off is not None:
+        return in_process(off.decode(FS_ENCODING, "surrogateescape"))
+    if posix.getuid() != posix.geteuid() or posix.getgid() != posix.getegid():
+        return in_process("set-user-ID or set-group-ID: no helper serves mixed ids")
     directory = socket_dir()
     if directory is None:
         return in_process("no private directory for the helper's socket")
-    status = via_helper(directory)
+    pairs, _ = context()
+    name = helper_name(pairs)  # a helper for each installation and context
+    refusal = []
+    status = via_helper(directory, name, refusal)
     if status is not None:
         posix._exit(status)  # nothing to flush or tidy: skip the interpreter's shutdown
-    for signum in FORWARDED:  # as in-process from here on
-        _signal.signal(signum, _signal.SIG_DFL if signum != _signal.SIGINT else _signal.default_int_handler)
+    for signum in FORWARDED:  # as in-process from here on, as this process started
+        _signal.signal(signum, ORIGINAL[signum])
     if _signal.getsignal(_signal.SIGTSTP) not in (_signal.SIG_DFL, _signal.SIG_IGN):
         _signal.signal(_signal.SIGTSTP, _signal.SIG_DFL)
     for signum in PENDING:  # what the signal would have done to an in-process run
         posix.kill(posix.getpid(), signum)
-    start_helper(directory)
+    if refusal:
+        return in_process(f"the helper did not take the call: {refusal[0]}")
+    start_helper(directory, name)
     return in_process("no helper took the call; one is starting")

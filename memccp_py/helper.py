@@ -30,6 +30,7 @@ import socket
 import sys
 import time
 
+from memccp_py.client import context
 from memccp_py.codewatch import CodeWatch
 from memccp_py.rehearsal import rehearse
 
@@ -38,6 +39,7 @@ from memccp_py.rehearsal import rehearse
 BEGAN_NS = time.time_ns()
 
 DEFAULT_IDLE = 5.0
+MAX_IDLE = 60.0  # seconds: MEMCCP_HELPER_IDLE asks for at most this
 SPARE_DELAY = 0.02  # seconds a call runs before the next worker is forked anyway
 SPARE_FAILURES = 3  # workers that die before taking a call, in a row, before the helper gives up
 
@@ -47,6 +49,9 @@ def serve(directory: str, name: str) -> None:
     another helper holds DIRECTORY/lock.NAME (NAME: the installation's)."""
     import fcntl
 
+    if len(set(os.getresuid())) > 1 or len(set(os.getresgid())) > 1:
+        return  # started set-user-ID or set-group-ID: it would serve with ids not the caller's
+    _name_process(b"memccp-helper")
     while True:  # descriptors 0-2 taken, so that no connection or lock can be one of them
         null = os.open(os.devnull, os.O_RDWR)
         if null > 2:
@@ -67,13 +72,22 @@ def serve(directory: str, name: str) -> None:
     except OSError:
         os.close(lock)
         return
-    helper = Helper(listener, path, lock)
-    helper.sample = os.path.join(directory, f"lock.{name}")  # a rehearsal copies it
+    helper = Helper(listener, path, lock, os.path.join(directory, f"lock.{name}"))
+    helper.sample = helper.lock_path  # a rehearsal copies it
     try:
         helper.start()
         helper.loop()
     finally:
         helper.retire()
+
+
+def _name_process(name: bytes) -> None:
+    """The name ps and top show (the kernel's comm)."""
+    try:
+        with open("/proc/self/comm", "wb") as comm:
+            comm.write(name)
+    except OSError:
+        pass
 
 
 def _listen(path: str) -> socket.socket:
@@ -121,8 +135,8 @@ def _warm_up(cli, nowhere: str) -> None:
 class Helper:
     """The helper's state; workers are forked from it and read it."""
 
-    def __init__(self, listener: socket.socket, path: str, lock: int) -> None:
-        self.listener, self.path, self.lock = listener, path, lock
+    def __init__(self, listener: socket.socket, path: str, lock: int, lock_path: str) -> None:
+        self.listener, self.path, self.lock, self.lock_path = listener, path, lock, lock_path
         self.inode = os.stat(path).st_ino
         self.accepting = True
         self.spare: int | None = None   # the worker waiting for a call
@@ -132,9 +146,11 @@ class Helper:
         self.wake_read = self.wake_write = -1
         self.sample: str | None = None  # the file a rehearsal copies (the lock: it holds a pid)
         try:
-            self.idle = float(os.environ.get("MEMCCP_HELPER_IDLE", DEFAULT_IDLE))
+            idle = float(os.environ.get("MEMCCP_HELPER_IDLE", DEFAULT_IDLE))
         except ValueError:
-            self.idle = DEFAULT_IDLE
+            idle = DEFAULT_IDLE
+        self.idle = min(max(idle, 0.0), MAX_IDLE) if idle == idle else DEFAULT_IDLE  # NaN
+        self.hung_up: set[int] = set()  # workers killed because their client went away
 
     def start(self) -> None:
         """Import everything a call needs, once."""
@@ -145,8 +161,7 @@ class Helper:
         import memccp_py.worker  # noqa: F401
 
         self.cli, self.parser = cli, cli.build_parser()
-        self.groups = frozenset(os.getgroups())
-        self.peer_groups = memccp_py.worker.peer_groups_work()  # else /proc per call
+        self.context, _ = context()  # what a caller's must be, read once
         _warm_up(self.cli, os.path.join(os.path.dirname(self.path), "warm-up"))
         self.rehearse()
         self.watch = CodeWatch(since_ns=BEGAN_NS)
@@ -169,7 +184,9 @@ class Helper:
     def loop(self) -> None:
         """Keep a worker waiting for the next call, reap the ones done, leave when idle.
         The next worker is forked once the last call is over (or has run for a while):
-        its fork and warm-up then overlap the next client's start, not the running call."""
+        its fork and warm-up then overlap the next client's start, not the running call.
+        A worker whose client went away (killed) is killed at once, as the call would have
+        been in-process."""
         last = time.monotonic()
         while self.accepting or self.workers or self.spare is not None:
             if self.accepting and self.spare is None and \
@@ -180,17 +197,36 @@ class Helper:
                     max(0.0, last + self.idle - time.monotonic())
             else:
                 wait = max(0.0, last + SPARE_DELAY - time.monotonic())
-            watched = [self.watch] if self.accepting and self.watch.fileno() is not None else []
-            ready, _, _ = select.select([self.channel, self.wake_read, *watched], [], [], wait)
-            if watched and self.watch in ready:
+            poller = select.poll()
+            for fd in (self.channel.fileno(), self.wake_read):
+                poller.register(fd, select.POLLIN)
+            watched = self.accepting and self.watch.fileno() is not None
+            if watched:
+                poller.register(self.watch.fileno(), select.POLLIN)
+            clients = {conn: pid for pid, conn in self.workers.items() if pid not in self.hung_up}
+            for conn in clients:
+                poller.register(conn, select.POLLRDHUP)
+            ready = {fd for fd, _ in poller.poll(None if wait is None else wait * 1000)}
+            for conn in ready & clients.keys():
+                self._hung_up(clients[conn])
+            if watched and self.watch.fileno() in ready:
                 self.retire()  # the code changed: let a new helper start
-            if self.channel in ready and self._messages():
+            if self.channel.fileno() in ready and self._messages():
                 last = time.monotonic()
             if self.wake_read in ready:
                 self._drain_wake()
                 self._reap()
             if not ready and self.accepting and not self.workers and self.spare is not None:
                 self.retire()  # idle
+
+    def _hung_up(self, pid: int) -> None:
+        """The client of worker *pid* closed its end: it was killed (it waits for the status
+        otherwise), so the call ends now, writing nothing more to the caller's descriptors."""
+        self.hung_up.add(pid)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
     def _fork_worker(self) -> int:
         pid = os.fork()
@@ -256,6 +292,7 @@ class Helper:
                 self.retire()
             return
         conn = self.workers.pop(pid, None)
+        self.hung_up.discard(pid)
         if conn is None:
             return
         if os.WIFSIGNALED(status):
@@ -276,6 +313,11 @@ class Helper:
         except OSError:
             pass
         self.listener.close()
+        try:  # the lock goes too, unless a successor holds one there already
+            if os.stat(self.lock_path).st_ino == os.fstat(self.lock).st_ino:
+                os.unlink(self.lock_path)
+        except OSError:
+            pass
         os.close(self.lock)
         if self.spare is not None:
             try:  # a spare that has accepted a call already has this signal blocked

@@ -9,9 +9,8 @@ DESCRIPTION = (
     "MEMCACHED_PASSWORD is the SASL password when --username is given without --password or "
     "--password-file. Exit status: 0 all files stored, 1 some file or server failed, 2 usage "
     "error, 70 internal error (a bug: please report it with the output of --debug), "
-    "130 interrupted. Calls are run by a warm helper process of the same user "
-    "(started by the first call, gone after MEMCCP_HELPER_IDLE seconds without "
-    "calls, default 5); MEMCCP_HELPER=off runs each call in its own process.")
+    "130 interrupted. Calls are run by a warm helper process of the same user and context "
+    "(memccp(1), HELPER); MEMCCP_HELPER=off runs each call in its own process.")
 
 MAN_SECTIONS = [
     {"heading": "Files and links",
@@ -87,6 +86,34 @@ MAN_SECTIONS = [
                 "it). The patched 1.0.8 build kept the slash before a base name key (/a.gif): "
                 "--slash-basename does that. memccp-py's own docroot option is --docroot, since "
                 "--base abbreviates --basename in C."},
+    {"heading": "Helper",
+     "content": "A loop that runs memccp once per file mostly pays for starting Python. So the "
+                "first call starts a helper process in the background (shown as memccp-helper), "
+                "which keeps everything imported and runs later calls in a forked worker, "
+                "exactly as memccp runs in-process: same output, exit status, standard input, "
+                "signals. A worker serves only the same user in the same context: it reads the "
+                "caller's process from /proc (never from what the caller says) and takes the "
+                "call only when every namespace, the root directory, all ids and groups, the "
+                "capability sets, no_new_privs, seccomp, the security label, the control group, "
+                "the audit login uid and session, the resource limits and the nice value are "
+                "the helper's own; else the call runs in-process (--debug says what differed). "
+                "Each context has a helper of its own. A caller killed has its call killed; "
+                "signals it ignores stay ignored; a background job reading its terminal, and a "
+                "set-user-ID or set-group-ID start, run in-process. The helper leaves after "
+                "MEMCCP_HELPER_IDLE seconds without calls and removes its socket and lock."},
+    {"heading": "Environment",
+     "content": "MEMCACHED_SERVERS: the server list when --servers is not given. "
+                "MEMCACHED_PASSWORD: the SASL password when --username is given without "
+                "--password or --password-file. MEMCCP_HELPER=off: run every call in its own "
+                "process, without the helper. MEMCCP_HELPER_IDLE: seconds a helper waits for "
+                "the next call before it leaves (default 5, at most 60)."},
+    {"heading": "Files",
+     "content": "/etc/memccp-py/helper: helper=off there runs every call of every user "
+                "in-process, whatever the environment says (sudo's env_reset drops "
+                "MEMCCP_HELPER). $XDG_RUNTIME_DIR/memccp, else /tmp/memccp-UID (mode 0700, the "
+                "user's): the helper's socket and lock, one of each per installation and "
+                "context, removed when the helper leaves. /etc/memccp-py/*.conf: the "
+                "memccp-preload@.service units' docroots (see README.Debian)."},
     {"heading": "Exit status",
      "content": "0: every file stored. 1: some file or server failed (each is named on standard "
                 "error). 2: usage error, nothing was stored. 70: internal error, a bug in memccp: "

@@ -38,14 +38,19 @@ def work(helper) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {RETIRE})  # ends after the rehearsal's tidying
         helper.rehearse()  # while no one waits: the memory a call writes is copied now
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {RETIRE})
-    conn = _accept(helper)
-    if conn is None:
+    taken = _accept(helper)
+    if taken is None:
         return
+    conn, caller = taken
     request = _receive(conn)
     if request is None:
         return
+    if _in_background(caller, request):
+        _refuse(conn, b"a background job whose standard input is its terminal")
+        return
     conn.sendall(b"A%d\n" % os.getpid())
     try:
+        _ignore_as(caller)
         argv = _become_caller(*request)  # changes nothing outside this process
         if conn.recv(1) != b"G":
             return  # the client went away or gave up: nothing ran
@@ -61,9 +66,10 @@ def work(helper) -> None:
     _let_go()
 
 
-def _accept(helper) -> socket.socket | None:
-    """The next call of this user, once the helper knows this worker took it; None when
-    the helper has gone or retires, or when the code changed (then the helper is told)."""
+def _accept(helper) -> tuple[socket.socket, dict] | None:
+    """The next call from a caller in the helper's own context, once the helper knows this
+    worker took it, with what else the kernel says of the caller; None when the helper has
+    gone or retires, or when the code changed (then the helper is told)."""
     os.close(helper.lock)
     channel, listener = helper.worker_channel, helper.listener
     while True:
@@ -75,8 +81,9 @@ def _accept(helper) -> socket.socket | None:
         except (BlockingIOError, InterruptedError):
             continue
         signal.pthread_sigmask(signal.SIG_BLOCK, {RETIRE})  # a call that is taken is served
-        if not _same_user(conn, helper.groups, helper.peer_groups):
-            conn.close()
+        differs, caller = _compare(conn, helper.context)
+        if differs is not None:
+            _refuse(conn, differs)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {RETIRE})
             continue
         if helper.watch.changed():
@@ -88,54 +95,68 @@ def _accept(helper) -> socket.socket | None:
         listener.close()
         channel.close()
         conn.setblocking(True)
-        return conn
+        return conn, caller
 
 
-#: SO_PEERGROUPS (Linux 4.13): the peer's supplementary groups as it connected. Python
-#: 3.11 does not name it; :func:`peer_groups_work` checks the number before it is trusted.
-SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)
+#: SO_PEERPIDFD (Linux 6.5): a pidfd of the very process that connected.
+SO_PEERPIDFD = getattr(socket, "SO_PEERPIDFD", 77)
 
 
-def _peer_groups(conn: socket.socket) -> set[int] | None:
-    """The peer's groups, None if more than Python can ask for at once (256)."""
-    try:
-        raw = conn.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 1024)  # CPython's largest
-    except OSError as exc:
-        if exc.errno == errno.ERANGE:
-            return None
-        raise
-    return set(struct.unpack(f"{len(raw) // 4}I", raw[:len(raw) // 4 * 4]))
+def _compare(conn: socket.socket, own: list) -> tuple[bytes | None, dict]:
+    """(None, what else is known of the caller) when the process at the other end of *conn*
+    is, in every respect :func:`memccp_py.client.context` reads from /proc (never from what
+    it says), the same as this helper's *own*; else (the first property that differs, {})."""
+    from memccp_py.client import context
 
-
-def peer_groups_work() -> bool:
-    """Whether SO_PEERGROUPS reads this process's own groups on a socket pair."""
-    left, right = socket.socketpair()
-    try:
-        return _peer_groups(left) == set(os.getgroups())
-    except OSError:
-        return False
-    finally:
-        left.close()
-        right.close()
-
-
-def _same_user(conn: socket.socket, groups: frozenset, by_socket: bool) -> bool:
-    """The peer runs as this process does: same uid, gid and *groups* (this process's),
-    read from the socket when *by_socket*, else from /proc."""
     pid, uid, gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
     if uid != os.getuid() or gid != os.getgid():
-        return False
+        return b"another user", {}
     try:
-        peer = _peer_groups(conn) if by_socket else None
-        if peer is not None:
-            return peer == groups
-        with open(f"/proc/{pid}/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"Groups:"):
-                    return set(map(int, line.split()[1:])) == groups
-    except (OSError, ValueError, struct.error):
+        try:
+            pidfd = conn.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD)
+        except OSError:
+            pidfd = os.pidfd_open(pid)  # the caller waits for an answer: its pid stays its own
+    except OSError:
+        return b"the caller is gone", {}
+    try:
+        pairs, extra = context(b"/proc/%d" % pid)
+        if select.select([pidfd], [], [], 0)[0]:  # it ended, and the pid may be another's now
+            return b"the caller is gone", {}
+    finally:
+        os.close(pidfd)
+    for (name, value), (_, mine) in zip(pairs, own):
+        if value != mine:
+            return name + b" differs", {}
+    return None, extra
+
+
+def _refuse(conn: socket.socket, why: bytes) -> None:
+    """Tell the client why its call is not taken (it then runs it in-process)."""
+    try:
+        conn.sendall(b"N" + why + b"\n")
+    except OSError:
         pass
-    return False
+    conn.close()
+
+
+def _in_background(caller: dict, request) -> bool:
+    """Whether the caller's standard input is its terminal while it is not in the terminal's
+    foreground process group: reading it must stop the caller (job control), in-process."""
+    fds, fields = request
+    if fields[1][:1] != b"1" or not os.isatty(fds[1]):
+        return False
+    return caller.get(b"tty", b"0") != b"0" and caller.get(b"tpgid") != caller.get(b"pgrp")
+
+
+def _ignore_as(caller: dict) -> None:
+    """Ignore the signals the caller ignores (nohup, a background job of a script)."""
+    ignored = int(caller.get(b"SigIgn", b"0"), 16)
+    for signum in range(1, signal.NSIG):
+        if ignored >> (signum - 1) & 1 and signum not in (signal.SIGKILL, signal.SIGSTOP):
+            try:
+                signal.signal(signum, signal.SIG_IGN)
+            except (OSError, ValueError):
+                pass
 
 
 def _receive(conn: socket.socket):
