@@ -61,7 +61,7 @@ def key_for_path(path: str, mode: str = "basename") -> bytes:
 
 def uri_key(path: str, base: str) -> bytes:
     """The URI under which a web server rooted at *base* serves *path* (``/dir/file``)."""
-    rel = os.path.relpath(path, base)
+    rel = os.path.relpath(path, base) if path else os.curdir
     if rel == os.curdir or rel == os.pardir or rel.startswith(os.pardir + os.sep):
         raise ValueError(f"not below --docroot {base}")
     return b"/" + os.fsencode(rel)

@@ -57,6 +57,39 @@ class Refused(Exception):
         self.link, self.target, self.reason = link, target, reason
 
 
+class _Barred(Exception):
+    """A directory on the way the owner of a link being followed may not search."""
+
+    def __init__(self, uid: int, node: Node) -> None:
+        super().__init__(uid)
+        self.uid, self.node = uid, node
+
+
+_GROUPS: dict[int, frozenset[int]] = {}
+
+
+def may_search(st: os.stat_result, uid: int) -> bool:
+    """Whether the user *uid* may search the directory of status *st*, by its mode bits
+    (an access control list granting more is not read: such a directory is refused)."""
+    if uid == 0:
+        return True
+    if st.st_uid == uid:
+        return bool(st.st_mode & stat.S_IXUSR)
+    groups = _GROUPS.get(uid)
+    if groups is None:
+        import pwd
+
+        try:
+            user = pwd.getpwuid(uid)
+            groups = frozenset(os.getgrouplist(user.pw_name, user.pw_gid))
+        except (KeyError, OSError):
+            groups = frozenset()  # no such user: no group of theirs
+        _GROUPS[uid] = groups
+    if st.st_gid in groups:
+        return bool(st.st_mode & stat.S_IXGRP)
+    return bool(st.st_mode & stat.S_IXOTH)
+
+
 class LinkError(OSError):
     """What a link leads to cannot be had (``errno`` says why: ENOENT for a broken link)."""
 
@@ -169,26 +202,34 @@ class Scope:
         """What *path* names from *base* (None: from / or the working directory). Links
         on the way are followed by the rule; the last one only with *follow*. Raises
         OSError (FileNotFoundError, ...), LinkError or Refused."""
+        if not path:  # not "here": an empty name (an unset variable) names nothing
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))
         if base is None or path.startswith("/"):
             base = self.start(path)
         if follow and "/" in path.strip("/") and (self.root is None or base.inside):
             node = _fast(self, base, path)
             if node is not None:
                 return node
-        return self._walk(base, path, [MAX_LINKS], follow, 0)
+        return self._walk(base, path, [MAX_LINKS], follow, 0, ())
 
-    def _walk(self, node: Node, path: str, budget: list[int], follow: bool, depth: int) -> Node:
+    def _walk(self, node: Node, path: str, budget: list[int], follow: bool, depth: int,
+              searchers: tuple[int, ...]) -> Node:
+        """*path* from *node*; each directory searched must be one every user of
+        *searchers* may search (the owners of the links being followed by owner match)."""
         if path.startswith("/"):
             node = self.start(path)
         names = [name for name in path.split("/") if name and name != "."]
         for number, name in enumerate(names, 1):
+            for uid in searchers:
+                if not may_search(node.st, uid):
+                    raise _Barred(uid, node)
             if name == "..":
                 node = self._up(node)
                 continue
             fd, st = _open(node.fd, name)
             child = Node(fd, st, node, name, node.inside or self._is_root(st))
             if stat.S_ISLNK(st.st_mode) and (follow or number < len(names)):
-                child = self._follow(node, child, budget, depth)
+                child = self._follow(node, child, budget, depth, searchers)
             node = child
         return node
 
@@ -206,17 +247,28 @@ class Scope:
         up.ancestry = above
         return up
 
-    def _follow(self, where: Node, link: Node, budget: list[int], depth: int) -> Node:
+    def _follow(self, where: Node, link: Node, budget: list[int], depth: int,
+                searchers: tuple[int, ...]) -> Node:
         """What *link* (opened in *where*) leads to, if the rule lets it be followed. Where
         it leads is checked for the links of the name itself (*depth* 0): what a link met
         on the way to it leads to counts only as a step (/proc/self on the way to
-        /proc/self/environ is not what is refused: /proc/PID/environ is)."""
+        /proc/self/environ is not what is refused: /proc/PID/environ is). A link trusted
+        only because its owner owns its target must lead where its owner may go: every
+        directory on the way must be one its owner may search (root may enter a 0700
+        directory of root's and find a file of the link's owner there; the owner may not)."""
         budget[0] -= 1
         if budget[0] < 0:
             raise LinkError(errno.ELOOP, os.strerror(errno.ELOOP))
         text = os.readlink("", dir_fd=link.fd)  # the link opened, not its name again
+        ours = link.st.st_uid
+        trusted = self.follow_any or ours in (0, self.caller)
         try:
-            target = self._walk(where, text, budget, True, depth + 1)
+            target = self._walk(where, text, budget, True, depth + 1,
+                                searchers if trusted else (*searchers, ours))
+        except _Barred as barred:
+            if barred.uid != ours or trusted:
+                raise
+            self._barred(where, link, text, barred, searchers)
         except LinkError:
             raise
         except OSError as exc:
@@ -228,12 +280,31 @@ class Scope:
                 raise Refused(link.kernel_name() or text, shown, "it leads into " + into)
             if self.root is not None and not target.inside:
                 raise Refused(link.kernel_name() or text, shown, "it leads out of the tree")
-        theirs, ours = target.st.st_uid, link.st.st_uid
-        if not self.follow_any and ours not in (0, self.caller, theirs):
+        theirs = target.st.st_uid
+        if not trusted and ours != theirs:
             raise Refused(link.kernel_name() or text, shown,
                           f"the link is owned by {owner(ours)}, its target by {owner(theirs)} "
                           "(--follow-any-link follows it)")
         return target
+
+
+    def _barred(self, where: Node, link: Node, text: str, barred: _Barred,
+                searchers: tuple[int, ...]) -> None:
+        """Refuse *link*, whose owner may not search a directory on its way: as owned by
+        another than its target's owner where it is (found again without that rule: only
+        looked at, never read), else as leading where its owner may not go."""
+        ours, shown = link.st.st_uid, link.kernel_name() or text
+        try:
+            target = self._walk(where, text, [MAX_LINKS], True, 1, searchers)
+        except (OSError, Refused, _Barred):
+            target = None
+        if target is not None and target.st.st_uid != ours:
+            raise Refused(shown, target.kernel_name() or text,
+                          f"the link is owned by {owner(ours)}, its target by "
+                          f"{owner(target.st.st_uid)} (--follow-any-link follows it)")
+        raise Refused(shown, text, f"the link is owned by {owner(ours)}, who may not enter "
+                                   f"{barred.node.kernel_name() or 'a directory on the way'} "
+                                   "(--follow-any-link follows it)")
 
 
 # openat2(2): one call for a name with no link in it, kept beneath its start by the kernel.

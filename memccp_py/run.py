@@ -81,6 +81,8 @@ def _check(args: argparse.Namespace, password: str | None) -> None:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(args.expire))
         raise UsageError(f"--expire {args.expire} is over 30 days, so memcached reads it as a "
                          f"unix time, {when}, which is past: every item would expire at once")
+    if args.base == "":
+        raise UsageError("--docroot is empty (an unset variable?): name a directory")
     if args.key is not None and args.base is not None:
         raise UsageError("--key and --docroot cannot be used together")
     if args.username and not password:
@@ -92,7 +94,9 @@ def _check(args: argparse.Namespace, password: str | None) -> None:
         raise UsageError("--index needs --docroot: only then are keys URIs with directories")
 
 
-def _open_lists(names: list[str], stdin: io.TextIOBase | None) -> list[io.BufferedIOBase]:
+def _open_lists(names: list[str], stdin: io.TextIOBase | None, scope: Scope) -> list[io.BufferedIOBase]:
+    """The --files-from streams: standard input, or a file or a pipe opened by the link
+    rule, without blocking on a FIFO that has no writer yet (it then reads as empty)."""
     streams = []
     for name in names:
         if name == "-":
@@ -102,12 +106,15 @@ def _open_lists(names: list[str], stdin: io.TextIOBase | None) -> list[io.Buffer
             continue
         what = f"--files-from {show(os.fsencode(name))}"
         try:
-            mode = os.stat(name).st_mode
+            node = scope.resolve(None, name)
+            mode = node.st.st_mode
             if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
                 raise UsageError(f"{what}: not a regular file or a pipe")  # /dev/zero: endless
-            streams.append(open(name, "rb"))
-        except OSError as exc:
-            raise UsageError(f"{what}: {exc.strerror}") from None
+            fd = node.reopen(os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+            os.set_blocking(fd, True)
+            streams.append(open(fd, "rb"))
+        except (OSError, Refused) as exc:
+            raise UsageError(f"{what}: {reason(exc)}") from None
     return streams
 
 
@@ -154,7 +161,7 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase | None, out: io.TextIOBas
                       timeout=args.timeout, username=args.username, password=password,
                       retry_timeout=args.retry_timeout)
     scope = _scope(args)
-    lists = _open_lists(args.files_from, stdin)
+    lists = _open_lists(args.files_from, stdin, Scope(follow_any=args.follow_any_link))
     selection = Selection(args.include, args.exclude) if args.include or args.exclude else None
     files = [Stdin(getattr(stdin, "buffer", None)) if f == "-" else f for f in args.files]
     jobs = make_jobs(all_paths(files, lists, args.null, args.recursive, selection, args.base,

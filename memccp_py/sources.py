@@ -10,7 +10,8 @@ from collections import abc
 
 from memccp_py.copier import Job, Notice
 from memccp_py.keys import directory_uri, key_for_path, nginx_escape, show, uri_key
-from memccp_py.reading import Stdin, reason
+from memccp_py.errors import FileReadError
+from memccp_py.reading import Stdin, open_found, reason
 from memccp_py.resolve import Node, Refused, Scope
 from memccp_py.selection import Selection
 from memccp_py.walker import Found, Skipped, walk
@@ -51,7 +52,7 @@ def read_list(stream: io.BufferedIOBase, null: bool) -> abc.Iterator[str | Skipp
 def _place(path: str, base: str | None, scope: Scope) -> tuple[Node | None, str]:
     """Where *path* is resolved from: below --docroot, its path there beneath the docroot's
     held directory; else from / or the working directory."""
-    if scope.root is not None and base is not None:
+    if scope.root is not None and base is not None and path:
         rel = os.path.relpath(path, base)
         if rel != os.pardir and not rel.startswith(os.pardir + os.sep):
             return scope.root, rel
@@ -99,7 +100,7 @@ def _tree(path: str, base: str | None, scope: Scope, selection: Selection | None
 
 def _below(path: str, base: str | None) -> str:
     """*path* as matched by --include/--exclude: below --docroot when given, else as written."""
-    return os.path.relpath(path, base) if base is not None else path
+    return os.path.relpath(path, base) if base is not None and path else path
 
 
 def all_paths(files: abc.Sequence[str | Stdin], lists: abc.Sequence[io.BufferedIOBase], null: bool,
@@ -164,6 +165,8 @@ def make_jobs(entries: abc.Iterable[Found | Skipped | str], *, key: bytes | None
                 name = uri = uri_key(path, base)
             except ValueError as exc:
                 name, problem = b"", str(exc)
+        elif mode == "absolute":  # the real path of the very file read, not a look-up of its own
+            name, problem = _real_key(entry)
         else:
             name = key_for_path(path, mode)
         names = (prefix + name + suffix,) if prefix or suffix else (name,)
@@ -184,6 +187,17 @@ def make_jobs(entries: abc.Iterable[Found | Skipped | str], *, key: bytes | None
                         yield Notice(path, same + ": the last one is stored" +
                                      (" (--docroot DIR keys files by their path)" if base is None else ""))
             yield Job(path, stored, job_problem, name, entry)
+
+
+def _real_key(entry: Found) -> tuple[bytes, str | None]:
+    """--absolute: the file's real path as the kernel names the file opened for it (kept
+    open: the one read is that one), or a problem."""
+    try:
+        entry.node = open_found(entry)
+    except FileReadError as exc:
+        return b"", str(exc)
+    real = entry.node.kernel_name()
+    return (os.fsencode(real), None) if real is not None else (key_for_path(entry.path, "absolute"), None)
 
 
 def serves_directory(path: str, index: abc.Sequence[str]) -> bool:

@@ -82,19 +82,21 @@ def walk(scope: Scope, top: Node, shown_top: str, selection=None, below: str = "
     walked already are skipped with a warning, so links cannot make the walk grow beyond
     the tree."""
     top.let_go()
+    _descriptors_enough()
     visited: set[tuple[int, int]] = set()
-    # each: path as shown, path below the tree, the directory or (its parent, its name)
-    stack: list[tuple[str, str, Node | tuple[Node, str]]] = [(shown_top, below, top)]
-    links: deque[tuple[str, str, Node]] = deque()  # directories reached by a link
+    # each: path as shown, path below the tree, its real path below the tree where a link
+    # led into it (else None), the directory or (its parent, its name)
+    stack: list[tuple[str, str, str | None, Node | tuple[Node, str]]] = [(shown_top, below, None, top)]
+    links: deque[tuple[str, str, str | None, Node]] = deque()  # directories reached by a link
     while stack or links:
         if not stack:
-            shown, rel, node = links.popleft()
+            shown, rel, real, node = links.popleft()
             if node.identity in visited:
                 yield Skipped(shown, f"skipped link to {_shown(node)}: that directory is copied already")
             else:
-                stack.append((shown, rel, node))
+                stack.append((shown, rel, real, node))
             continue
-        shown_dir, rel_dir, where = stack.pop()
+        shown_dir, rel_dir, real_dir, where = stack.pop()
         try:
             node = where if isinstance(where, Node) else _subdirectory(scope, *where)
             if node.identity in visited:  # below a directory reached by a link, and reached before
@@ -113,11 +115,27 @@ def walk(scope: Scope, top: Node, shown_top: str, selection=None, below: str = "
         subdirs: list = []
         shown_dir = shown_dir if shown_dir.endswith("/") else shown_dir + "/"
         rel_dir = rel_dir + "/" if rel_dir else ""
+        real_dir = None if real_dir is None else "" if real_dir == os.curdir else real_dir + "/"
         for name, kind in entries:
-            found = _entry(name, kind, shown_dir, rel_dir, scope, node, selection, subdirs, links)
+            found = _entry(name, kind, (shown_dir, rel_dir, real_dir), scope, node, selection,
+                           subdirs, links)
             if found is not None:
                 yield found
         stack.extend(reversed(subdirs))
+
+
+def _descriptors_enough() -> None:
+    """As many open descriptors as the hard limit allows: the walk holds a directory per
+    level with subdirectories still to walk, and one per link to a directory still to
+    walk (a wide, deep or link-laden tree would otherwise fail for want of them)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError):
+            pass
 
 
 def _subdirectory(scope: Scope, parent: Node, name: str) -> Node:
@@ -146,14 +164,17 @@ def _kind(entry: os.DirEntry) -> int:
     return 0
 
 
-def _entry(name: str, kind: int, shown_dir: str, rel_dir: str, scope: Scope, where: Node,
-           selection, subdirs: list, links: deque) -> Found | Skipped | None:
+def _entry(name: str, kind: int, directory: tuple[str, str, str | None], scope: Scope,
+           where: Node, selection, subdirs: list, links: deque) -> Found | Skipped | None:
     """Sort one directory entry, *name* of type *kind*: a Found or Skipped to yield
     (returned), or a subdirectory or link to walk later (appended to *subdirs* or *links*;
-    None returned). The directory
-    paths end with "/" (*rel_dir* is "" at the top)."""
+    None returned). *directory*: the directory's path as shown, below the tree, and its
+    real path below the tree where a link led into it (else None), each ending with "/"
+    ("" at the top)."""
+    shown_dir, rel_dir, real_dir = directory
     shown = shown_dir + name
     rel = rel_dir + name
+    real = None if real_dir is None else real_dir + name
     target = None
     try:
         if kind == stat.S_IFLNK:
@@ -167,6 +188,8 @@ def _entry(name: str, kind: int, shown_dir: str, rel_dir: str, scope: Scope, whe
     except LinkError as exc:
         if exc.errno == errno.ENOENT:
             return Skipped(shown, "skipped broken link")
+        if exc.errno == errno.ELOOP:  # as harmless as a broken link: no file is behind it
+            return Skipped(shown, "skipped link: too many levels of symbolic links")
         return Skipped(shown, exc.strerror or str(exc), error=True)
     except FileNotFoundError:
         return Skipped(shown, "skipped: vanished while the tree was read")
@@ -176,16 +199,16 @@ def _entry(name: str, kind: int, shown_dir: str, rel_dir: str, scope: Scope, whe
     if not is_dir and not stat.S_ISREG(mode):
         return Skipped(shown, "skipped, " + not_regular(mode))
     if selection is not None:
-        if not selection.wants(rel, is_dir):
-            return None
+        if not selection.wants(rel, is_dir) or real is not None and not selection.wants(real, is_dir):
+            return None  # below a link, its real path counts too
         if target is not None:
-            below = scope.below(target)
-            if below is None or not selection.wants_path(below, is_dir):
+            real = scope.below(target)
+            if real is None or not selection.wants_path(real, is_dir):
                 return None  # the target is left out: so is the link to it
     if is_dir:
         if target is None:
-            subdirs.append((shown, rel, (where, name)))
+            subdirs.append((shown, rel, real, (where, name)))
         else:
-            links.append((shown, rel, target))
+            links.append((shown, rel, real, target))
         return None
     return Found(shown, scope, where, name, rel, target, link=False)

@@ -202,3 +202,18 @@ def test_deep_tree(memcached, tmp_path):
             os.rmdir(path)
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
     assert item(memcached, b"leaf.txt") == (0, b"bottom", -1)
+
+
+def test_link_loop_is_a_warning_like_a_broken_link(memcached, docroot):
+    """-r: a link loop (a -> b -> a) is skipped with a warning, as a broken link is: no file
+    is behind it, so it fails nothing; the tree's files are stored; exit 0."""
+    (docroot / "a").symlink_to("b")
+    (docroot / "b").symlink_to("a")
+    (docroot / "gone").symlink_to("nothing")
+    result = memccp("-s", memcached.address, f"--docroot={docroot}", "-r", docroot)
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr.splitlines() == [
+        f"memccp: {docroot}/a: warning: skipped link: too many levels of symbolic links",
+        f"memccp: {docroot}/b: warning: skipped link: too many levels of symbolic links",
+        f"memccp: {docroot}/gone: warning: skipped broken link"]
+    assert item(memcached, b"/img/a.gif") == (0, b"GIF89a", -1)

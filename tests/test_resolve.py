@@ -3,6 +3,9 @@ bound and ".." judged by what was opened, the same with openat2() and a componen
 
 import errno
 import os
+import pathlib
+import shutil
+import tempfile
 
 import pytest
 
@@ -35,6 +38,15 @@ def place(tmp_path):
     (tmp_path / "secret" / "shadow").write_bytes(b"root:hash")
     (tmp_path / "secret" / "shadow").chmod(0o600)
     return tmp_path
+
+
+@pytest.fixture
+def open_place():
+    """A directory every user may reach (pytest's tmp_path is closed to other users)."""
+    top = pathlib.Path(tempfile.mkdtemp())
+    top.chmod(0o755)
+    yield top
+    shutil.rmtree(top)
 
 
 def link(path, target, uid: int = 0) -> None:
@@ -144,3 +156,30 @@ def test_moved_directory_is_not_a_way_out(place, way):
     with pytest.raises(OSError) as caught:
         scope.resolve(img, "../a.gif")
     assert caught.value.errno == errno.ESTALE
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="files of another user need root to make")
+def test_owner_match_only_where_the_owner_may_go(open_place, way):
+    """A link followed because its owner owns the target must lead where that owner may
+    go: nobody's file, or nobody's directory, inside a 0700 directory of root's is refused,
+    naming the directory; the same layout where nobody may enter is followed."""
+    place = open_place
+    closed = place / "closed"
+    (closed / "svcdir").mkdir(parents=True)
+    closed.chmod(0o700)
+    (closed / "svc.key").write_bytes(b"nobody's, behind root's door")
+    (closed / "svcdir" / "root.conf").write_bytes(b"root's, behind root's door")
+    for path in (closed / "svc.key", closed / "svcdir"):
+        os.chown(path, NOBODY, NOBODY)
+    site = place / "site"
+    site.mkdir()
+    os.chown(site, NOBODY, NOBODY)
+    link(site / "key", closed / "svc.key", NOBODY)
+    link(site / "d", closed / "svcdir", NOBODY)
+    for name in ("key", "d/root.conf"):
+        with pytest.raises(Refused) as caught:
+            Scope().resolve(None, f"{site}/{name}")
+        assert caught.value.reason == (f"the link is owned by nobody (65534), who may not enter "
+                                       f"{closed} (--follow-any-link follows it)")
+    closed.chmod(0o711)
+    assert content(Scope().resolve(None, f"{site}/key")) == b"nobody's, behind root's door"

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import item
+from conftest import dump_items, item
 from helpers import About, run
 from memccp_py.cli import build_parser
 
@@ -96,6 +96,7 @@ def test_unique_keys_refuses_the_second(memcached, site, capsys):
     (["--key=k", "--files-from=/dev/null"], "--key names one file, 1 given and --files-from"),
     (["-F", "\u0661\u0662"], "argument -F/--flag/--flags: '\u0661\u0662' is not a number"),
     (["-e", "\u0661\u0662"], "argument -e/--expire: '\u0661\u0662' is not a number"),
+    (["--docroot="], "--docroot is empty (an unset variable?): name a directory"),
     (["-e", "2592001"], "--expire 2592001 is over 30 days, so memcached reads it as a unix time, "
                         "1970-01-31 00:00:01 UTC, which is past: every item would expire at once"),
 ])
@@ -212,6 +213,49 @@ def test_exclude_holds_through_links(memcached, tmp_path, capsys):
         assert item(memcached, b"/users/mine.txt") == (0, b"mine", -1)
         for key in (b"/users/notes.txt", b"/users/app/notes.txt", b"/app/config.php"):
             assert item(memcached, key) is None, (exclude, key)
+
+
+def test_exclude_holds_below_a_linked_directory(memcached, tmp_path, capsys):
+    """--exclude with a path judges the files below a link to a directory by their real path
+    too: config/*.key leaves out public/cfg/db.key when public/cfg -> ../config."""
+    doc = tmp_path / "doc"
+    (doc / "config").mkdir(parents=True)
+    (doc / "public").mkdir()
+    (doc / "config" / "db.key").write_bytes(b"secret")
+    (doc / "config" / "site.css").write_bytes(b"css")
+    (doc / "public" / "cfg").symlink_to("../config")
+    code, out, err = run(capsys, "-s", memcached.address, f"--docroot={doc}", "-r", str(doc / "public"),
+                         "--exclude=config/*.key")
+    assert (code, out, err) == (0, "", "")
+    assert item(memcached, b"/public/cfg/site.css") == (0, b"css", -1)
+    assert item(memcached, b"/public/cfg/db.key") is None
+
+
+def test_empty_name_names_nothing(memcached, tmp_path, capsys, monkeypatch):
+    """An empty FILE (an unset variable) is no file, not the working directory: with -r,
+    with --docroot, or alone; the run goes on with the other files; exit 1."""
+    (tmp_path / "secret").write_bytes(b"the working directory's")
+    (tmp_path / "a.txt").write_bytes(b"a")
+    monkeypatch.chdir(tmp_path)
+    for extra in (["-r"], [f"--docroot={tmp_path}"], []):
+        memcached_flush(memcached)
+        code, out, err = run(capsys, "-s", memcached.address, *extra, "", str(tmp_path / "a.txt"))
+        assert (code, out) == (1, ""), extra
+        assert len(err.splitlines()) == 1 and err.startswith("memccp: : "), (extra, err)
+        assert [value for _, value, _ in dump_items(memcached).values()] == [b"a"], extra
+
+
+def test_files_from_list_opened_by_the_link_rule(memcached, tmp_path, capsys):
+    """A --files-from list is opened without blocking (a FIFO with no writer is an empty
+    list) and by the link rule (a link to /proc/self/environ is refused, nothing shown)."""
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "env").symlink_to("/proc/self/environ")
+    assert run(capsys, "-s", memcached.address, f"--files-from={tmp_path / 'fifo'}") == (0, "", "")
+    code, out, err = run(capsys, "-s", memcached.address, f"--files-from={tmp_path / 'env'}")
+    assert (code, out) == (2, "")
+    assert err.startswith(f"memccp: --files-from {tmp_path}/env: not read: link {tmp_path}/env "
+                          "leads to /proc/") and err.endswith("/environ: it leads into /proc\n")
+    assert dump_items(memcached) == {}
 
 
 def test_exclude_directory_for_every_source(memcached, tmp_path, capsys, monkeypatch):
