@@ -60,6 +60,26 @@ def _read(path: bytes) -> bytes:
         posix.close(fd)
 
 
+def _root(proc: bytes) -> bytes:
+    """The root directory of *proc*: its device, inode and mount (a chroot onto a bind
+    mount of / has the inode of / but a mount of its own), and the kernel's name of it."""
+    try:
+        fd = posix.open(proc + b"/root", posix.O_PATH | posix.O_CLOEXEC)
+    except OSError:
+        return b"?"
+    try:
+        st = posix.fstat(fd)
+        mount = b"?"
+        for line in _read(b"/proc/self/fdinfo/%d" % fd).split(b"\n"):
+            if line.startswith(b"mnt_id:"):
+                mount = line[7:].strip()
+        return b"%d:%d:%s:" % (st.st_dev, st.st_ino, mount) + posix.readlink(proc + b"/root")
+    except OSError:
+        return b"?"
+    finally:
+        posix.close(fd)
+
+
 def context(proc: bytes = b"/proc/self"):
     """The context of the process *proc* (/proc/self, /proc/PID): a list of (property,
     value) pairs, then a dict of what is not compared but used (SigIgn, the terminal)."""
@@ -69,11 +89,7 @@ def context(proc: bytes = b"/proc/self"):
             pairs.append((name + b" namespace", posix.readlink(proc + b"/ns/" + name)))
         except OSError:
             pairs.append((name + b" namespace", b"?"))
-    try:
-        st = posix.stat(proc + b"/root")
-        pairs.append((b"root directory", b"%d:%d:" % (st.st_dev, st.st_ino) + posix.readlink(proc + b"/root")))
-    except OSError:
-        pairs.append((b"root directory", b"?"))
+    pairs.append((b"root directory", _root(proc)))
     status = {}
     for line in _read(proc + b"/status").split(b"\n"):
         key, _, value = line.partition(b":")
@@ -221,9 +237,12 @@ def via_helper(directory: bytes, name: bytes, refusal: list):
             fds = [cwd] + [fd for fd in (0, 1, 2) if STDIO_OPEN[fd] == "1"]
             rights = b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds)
             message = len(body).to_bytes(4, "big") + body
-            sent = sock.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
-            if sent < len(message):
-                sock.sendall(message[sent:])
+            try:
+                sent = sock.sendmsg([message], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+                if sent < len(message):
+                    sock.sendall(message[sent:])
+            except OSError:
+                pass  # refused before it read the call: its reason may be waiting
             reply = Lines(sock)
             accepted = reply.next()
         except OSError:
