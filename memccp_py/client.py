@@ -60,9 +60,23 @@ def _read(path: bytes) -> bytes:
         posix.close(fd)
 
 
+_LABELLING = None
+
+
+def _labels() -> bool:
+    """Whether a security module that labels processes (SELinux, AppArmor, Smack) is
+    active, asked once: this process's own label reads then; without one, no process's
+    label does (each is the same "?")."""
+    global _LABELLING
+    if _LABELLING is None:
+        _LABELLING = _read(b"/proc/self/attr/current") != b"?"
+    return _LABELLING
+
+
 def _root(proc: bytes) -> bytes:
     """The root directory of *proc*: its device, inode and mount (a chroot onto a bind
-    mount of / has the inode of / but a mount of its own), and the kernel's name of it."""
+    mount of / has the inode of / but a mount of its own); not its name, which depends on
+    who looks."""
     try:
         fd = posix.open(proc + b"/root", posix.O_PATH | posix.O_CLOEXEC)
     except OSError:
@@ -73,7 +87,7 @@ def _root(proc: bytes) -> bytes:
         for line in _read(b"/proc/self/fdinfo/%d" % fd).split(b"\n"):
             if line.startswith(b"mnt_id:"):
                 mount = line[7:].strip()
-        return b"%d:%d:%s:" % (st.st_dev, st.st_ino, mount) + posix.readlink(proc + b"/root")
+        return b"%d:%d:%s" % (st.st_dev, st.st_ino, mount)
     except OSError:
         return b"?"
     finally:
@@ -100,7 +114,10 @@ def context(proc: bytes = b"/proc/self"):
     pairs.append((b"no_new_privs", status.get(b"NoNewPrivs", b"?")))
     pairs.append((b"seccomp", status.get(b"Seccomp", b"?") + b"/" + status.get(b"Seccomp_filters", b"?")))
     for name, file in FILES:
-        pairs.append((name, _read(proc + b"/" + file)))
+        if name == b"security label" and not _labels():
+            pairs.append((name, b"none"))  # no module that labels processes is active
+        else:
+            pairs.append((name, _read(proc + b"/" + file)))
     fields = _read(proc + b"/stat").rpartition(b")")[2].split()
     pairs.append((b"nice value", fields[16] if len(fields) > 16 else b"?"))
     extra = {b"SigIgn": status.get(b"SigIgn", b"0"),
@@ -111,8 +128,9 @@ def context(proc: bytes = b"/proc/self"):
 
 
 def helper_name(pairs) -> bytes:
-    """The name of the helper for this installation and the context *pairs*: equal
-    installations and contexts, equal names (short: a socket's path has 108 bytes)."""
+    """The name of the helper for this installation and the context *pairs*, as a helper
+    of another context tells a caller it refuses: equal installations and contexts, equal
+    names (short: a socket's path has 108 bytes)."""
     data = b"\0".join([installation(), *(value for _, value in pairs)])
     return b"%010x" % (int.from_bytes(data, "little") % 0xFFFFFFFFA9)  # 2**40 - 87, a prime
 
@@ -195,9 +213,9 @@ def _kill(pid: int, signum: int) -> None:
 
 
 def via_helper(directory: bytes, name: bytes, refusal: list):
-    """Run this call in the helper; return its exit status, or None when the helper did
-    not take the call (then nothing of it ran; *refusal* gets the helper's reason, if it
-    gave one). Signals received meanwhile go to the worker, but for those this process
+    """Run this call in the helper *name*; return its exit status, or None when the helper
+    did not take the call (then nothing of it ran; *refusal* gets, if the helper said it,
+    the name of the helper for this call's context, or "-", and why). Signals received meanwhile go to the worker, but for those this process
     ignores: they stay ignored, here and in the worker."""
     worker = [0]
 
@@ -250,8 +268,9 @@ def via_helper(directory: bytes, name: bytes, refusal: list):
         finally:
             posix.close(cwd)
         if accepted is None or not accepted.startswith(b"A") or PENDING:
-            if accepted is not None and accepted.startswith(b"N"):
-                refusal.append(accepted[1:].decode("ascii", "replace"))
+            if accepted is not None and accepted.startswith(b"N"):  # N<name> <why>
+                key, _, why = accepted[1:].partition(b" ")
+                refusal.append((key, why.decode("ascii", "replace")))
             return None  # not taken (or interrupted first): no "go", so nothing ran
         worker[0] = int(accepted[1:])
         sock.settimeout(None)
@@ -357,10 +376,13 @@ def main() -> int:
     directory = socket_dir()
     if directory is None:
         return in_process("no private directory for the helper's socket")
-    pairs, _ = context()
-    name = helper_name(pairs)  # a helper for each installation and context
+    name = installation()  # the helper of whichever context came first
     refusal = []
     status = via_helper(directory, name, refusal)
+    if status is None and refusal and refusal[0][0] not in (b"-", name):
+        name = refusal[0][0]  # the helper of this context, as the other helper named it
+        refusal = []
+        status = via_helper(directory, name, refusal)
     if status is not None:
         posix._exit(status)  # nothing to flush or tidy: skip the interpreter's shutdown
     for signum in FORWARDED:  # as in-process from here on, as this process started
@@ -370,6 +392,6 @@ def main() -> int:
     for signum in PENDING:  # what the signal would have done to an in-process run
         posix.kill(posix.getpid(), signum)
     if refusal:
-        return in_process(f"the helper did not take the call: {refusal[0]}")
+        return in_process(f"the helper did not take the call: {refusal[0][1]}")
     start_helper(directory, name)
     return in_process("no helper took the call; one is starting")

@@ -46,7 +46,7 @@ def work(helper) -> None:
     if request is None:
         return
     if _in_background(caller, request):
-        _refuse(conn, b"a background job whose standard input is its terminal")
+        _refuse(conn, b"- a background job whose standard input is its terminal")
         return
     conn.sendall(b"A%d\n" % os.getpid())
     try:
@@ -105,33 +105,35 @@ SO_PEERPIDFD = getattr(socket, "SO_PEERPIDFD", 77)
 def _compare(conn: socket.socket, own: list) -> tuple[bytes | None, dict]:
     """(None, what else is known of the caller) when the process at the other end of *conn*
     is, in every respect :func:`memccp_py.client.context` reads from /proc (never from what
-    it says), the same as this helper's *own*; else (the first property that differs, {})."""
-    from memccp_py.client import context
+    it says), the same as this helper's *own*; else (the name of the helper of the caller's
+    context, or "-", and why not, {})."""
+    from memccp_py.client import context, helper_name
 
     pid, uid, gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
     if uid != os.getuid() or gid != os.getgid():
-        return b"another user", {}
+        return b"- another user", {}
     try:
         try:
             pidfd = conn.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD)
         except OSError:
             pidfd = os.pidfd_open(pid)  # the caller waits for an answer: its pid stays its own
     except OSError:
-        return b"the caller is gone", {}
+        return b"- the caller is gone", {}
     try:
         pairs, extra = context(b"/proc/%d" % pid)
         if select.select([pidfd], [], [], 0)[0]:  # it ended, and the pid may be another's now
-            return b"the caller is gone", {}
+            return b"- the caller is gone", {}
     finally:
         os.close(pidfd)
     for (name, value), (_, mine) in zip(pairs, own):
-        if value != mine:
-            return name + b" differs", {}
+        if value != mine:  # the caller is told which helper is its context's
+            return helper_name(pairs) + b" " + name + b" differs", {}
     return None, extra
 
 
 def _refuse(conn: socket.socket, why: bytes) -> None:
-    """Tell the client why its call is not taken (it then runs it in-process)."""
+    """Tell the client why its call is not taken, after the name of the helper of its
+    context, or "-" (it then goes there, or runs the call in-process)."""
     try:
         conn.sendall(b"N" + why + b"\n")
     except OSError:

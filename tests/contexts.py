@@ -39,7 +39,7 @@ root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 #: argv: checkout, socket directory, helper name, then the call's own arguments.
 DIRECT = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from memccp_py import client; "
           "why = []; print(client.via_helper(sys.argv.pop(1).encode(), "
-          "sys.argv.pop(1).encode(), why), why)")
+          "sys.argv.pop(1).encode(), why), [reason for _, reason in why])")
 #: The name of the helper of the context this snippet runs in (argv: checkout).
 NAME = ("import sys; sys.path.insert(0, sys.argv[1]); from memccp_py import client; "
         "print(client.helper_name(client.context()[0]).decode())")
@@ -73,7 +73,10 @@ class Within(Memccp):
         return self._name
 
     def path(self, what: str) -> str:
-        return os.path.join(self.directory, f"{what}.{self.name()}")
+        """This context's helper's file: its own name's, else (the context that came first
+        has it) the installation's."""
+        own = os.path.join(self.directory, f"{what}.{self.name()}")
+        return own if os.path.exists(own) else super().path(what)
 
     def direct(self, name: str, *argv) -> tuple:
         """via_helper from this context to the helper NAME: (status, stdout, stderr)."""

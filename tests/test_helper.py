@@ -2,7 +2,6 @@
 warm helper, and the helper's own faults (stale socket, killed helper or worker, two loops,
 another user, changed code, idle exit). Each test has its own runtime directory."""
 
-import importlib.util
 import os
 import pathlib
 import shutil
@@ -58,13 +57,10 @@ class Memccp:
         return os.path.join(self.runtime, "memccp")
 
     def path(self, what: str) -> str:
-        """The helper's "socket" or "lock", named after the installation and the context as
-        the client names them (a child of this process has this process's context)."""
-        spec = importlib.util.spec_from_file_location(
-            "memccp_client", os.path.join(self.root, "memccp_py", "client.py"))
-        client = importlib.util.module_from_spec(spec)  # that installation's, not this one's
-        spec.loader.exec_module(client)
-        return os.path.join(self.directory, f"{what}.{client.helper_name(client.context()[0]).decode()}")
+        """The helper's "socket" or "lock" of the context that came first (this process's),
+        named after the installation, as the client names it."""
+        st = os.stat(os.path.join(self.root, "memccp_py"))
+        return os.path.join(self.directory, f"{what}.{st.st_dev:x}-{st.st_ino:x}")
 
     def env(self, **extra) -> dict:
         return dict(self.base_env, **extra)
@@ -408,7 +404,7 @@ def test_other_user_refused(memcached):
             os.chmod(runner.path("socket"), 0o777)
             code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from memccp_py import client; "
                     "why = []; print(client.via_helper(sys.argv.pop(1).encode(), "
-                    "sys.argv.pop(1).encode(), why), why)")
+                    "sys.argv.pop(1).encode(), why), [reason for _, reason in why])")
             proc = subprocess.run(
                 ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3",
                  "-IS", "-c", code, top, runner.directory,
@@ -499,7 +495,7 @@ def test_same_user_other_groups_refused(helper_runner, memcached):
     groups = ",".join(str(g) for g in sorted(set(os.getgroups()) ^ {4242}))
     code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from memccp_py import client; "
             "why = []; print(client.via_helper(sys.argv.pop(1).encode(), "
-            "sys.argv.pop(1).encode(), why), why)")
+            "sys.argv.pop(1).encode(), why), [reason for _, reason in why])")
     proc = subprocess.run(
         ["setpriv", f"--groups={groups}", "/usr/bin/python3", "-IS", "-c", code, ROOT,
          helper_runner.directory, os.path.basename(helper_runner.path("socket"))[len("socket."):],

@@ -152,7 +152,7 @@ def test_chroot_calls_store_what_the_chroot_sees(chroot, memcached, tmp_path):
         assert not first_line(proc).startswith(f"{SERVED} (pid {helper}, "), first_line(proc)
     proc = outside("-d", "-s", memcached.address, "--key=out", path)
     assert (proc.returncode, first_line(proc).startswith(f"{SERVED} (pid {helper}, ")) == (0, True)
-    assert refused(inside, outside.name(), "-s", memcached.address, "--key=stolen", path) == \
+    assert refused(inside, helper_name(outside), "-s", memcached.address, "--key=stolen", path) == \
         [(0, "None ['root directory differs']\n", "")] * 3
     assert dump_items(memcached) == {b"in0": (0, b"inside the chroot", -1), b"in1": (0, b"inside the chroot", -1),
                                      b"in2": (0, b"inside the chroot", -1), b"out": (0, b"outside the chroot", -1)}
