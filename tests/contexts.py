@@ -37,11 +37,11 @@ root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 #: A client calling a helper directly: prints via_helper's answer and the reason it was given.
 #: argv: checkout, socket directory, helper name, then the call's own arguments.
-DIRECT = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from memccp_py import client; "
+DIRECT = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from memccp_py.warm import client; "
           "why = []; print(client.via_helper(sys.argv.pop(1).encode(), "
           "sys.argv.pop(1).encode(), why), [reason for _, reason in why])")
 #: The name of the helper of the context this snippet runs in (argv: checkout).
-NAME = ("import sys; sys.path.insert(0, sys.argv[1]); from memccp_py import client; "
+NAME = ("import sys; sys.path.insert(0, sys.argv[1]); from memccp_py.warm import client; "
         "print(client.helper_name(client.context()[0]).decode())")
 
 

@@ -59,7 +59,7 @@ class Memccp:
     def path(self, what: str) -> str:
         """The helper's "socket" or "lock" of the context that came first (this process's),
         named after the installation, as the client names it."""
-        st = os.stat(os.path.join(self.root, "memccp_py"))
+        st = os.stat(os.path.join(self.root, "memccp_py", "warm"))
         return os.path.join(self.directory, f"{what}.{st.st_dev:x}-{st.st_ino:x}")
 
     def env(self, **extra) -> dict:
@@ -402,7 +402,7 @@ def test_other_user_refused(memcached):
             for path in (runner.runtime, runner.directory):  # let nobody reach the socket
                 os.chmod(path, 0o711)
             os.chmod(runner.path("socket"), 0o777)
-            code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from memccp_py import client; "
+            code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from memccp_py.warm import client; "
                     "why = []; print(client.via_helper(sys.argv.pop(1).encode(), "
                     "sys.argv.pop(1).encode(), why), [reason for _, reason in why])")
             proc = subprocess.run(
@@ -493,7 +493,7 @@ def test_same_user_other_groups_refused(helper_runner, memcached):
     """A process of the same uid and gid but other supplementary groups is not served."""
     helper_runner.warm()
     groups = ",".join(str(g) for g in sorted(set(os.getgroups()) ^ {4242}))
-    code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from memccp_py import client; "
+    code = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from memccp_py.warm import client; "
             "why = []; print(client.via_helper(sys.argv.pop(1).encode(), "
             "sys.argv.pop(1).encode(), why), [reason for _, reason in why])")
     proc = subprocess.run(
@@ -511,7 +511,7 @@ def test_same_user_other_groups_refused(helper_runner, memcached):
 def test_code_watch(tmp_path, use_inotify, change):
     """CodeWatch says "changed" once a watched file is written, replaced or touched, or a
     file appears in a watched directory; not before."""
-    from memccp_py.codewatch import CodeWatch
+    from memccp_py.warm.codewatch import CodeWatch
 
     module = tmp_path / "module.py"
     module.write_text("x = 1\n")
@@ -541,8 +541,8 @@ def test_rehearsal_copies_to_its_stand_in_and_leaves_nothing(tmp_path, capsys):
     """A rehearsal is a whole call that succeeds (exit 0) against its stand-in, prints
     nothing and leaves nothing behind."""
     from memccp_py import cli
-    from memccp_py.rehearsal import rehearse
-    from memccp_py.worker import rehearsal_stream
+    from memccp_py.warm.rehearsal import rehearse
+    from memccp_py.warm.worker import rehearsal_stream
 
     (tmp_path / "lock.test").write_bytes(b"123\n")
     sample = str(tmp_path / "lock.test")
@@ -555,7 +555,7 @@ def test_no_rehearsal_without_its_file_or_in_a_directory_a_server_list_splits(tm
     """No sample file, or a directory whose name a server list would split (a comma, a
     colon, a blank): no rehearsal, nothing left behind."""
     from memccp_py import cli
-    from memccp_py.rehearsal import rehearse
+    from memccp_py.warm.rehearsal import rehearse
 
     parser = cli.build_parser()
     assert rehearse(cli, parser, str(tmp_path), str(tmp_path / "gone")) is None
@@ -570,7 +570,7 @@ def test_no_rehearsal_without_its_file_or_in_a_directory_a_server_list_splits(tm
 def test_rehearsal_whose_call_never_connects_ends_at_once(tmp_path, monkeypatch):
     """A rehearsal whose call fails before it connects does not wait out its patience for a
     connection that never comes (every call would wait as long)."""
-    from memccp_py import rehearsal
+    from memccp_py.warm import rehearsal
 
     class FailingCli:
         @staticmethod
@@ -588,7 +588,7 @@ def test_rehearsal_whose_call_never_connects_ends_at_once(tmp_path, monkeypatch)
 @pytest.mark.parametrize("use_inotify", [True, False], ids=["inotify", "snapshot"])
 def test_code_watch_sees_the_interpreter_link_pointed_elsewhere(tmp_path, use_inotify):
     """The link that named the interpreter (/usr/bin/python3) made to name another one."""
-    from memccp_py.codewatch import CodeWatch
+    from memccp_py.warm.codewatch import CodeWatch
 
     for name in ("python3.11", "python3.12"):
         (tmp_path / name).write_bytes(name.encode())
@@ -607,7 +607,7 @@ def test_code_watch_sees_the_interpreter_link_pointed_elsewhere(tmp_path, use_in
 @pytest.mark.parametrize("use_inotify", [True, False], ids=["inotify", "snapshot"])
 def test_code_watch_sees_a_change_made_before_it_was_started(tmp_path, use_inotify):
     """A module changed after the helper began but before its watch was in place."""
-    from memccp_py.codewatch import CodeWatch
+    from memccp_py.warm.codewatch import CodeWatch
 
     module = tmp_path / "module.py"
     module.write_text("x = 1\n")
@@ -627,14 +627,15 @@ def test_code_watch_sees_a_change_made_before_it_was_started(tmp_path, use_inoti
 
 
 def test_call_accepted_but_never_given_the_go_never_runs(helper_runner, memcached, tmp_path):
-    """A client that walks away after the worker accepted its call, before its go: the
-    worker (which has meanwhile become the caller) runs nothing; the next call is served."""
+    """A client that answers the worker's acceptance with anything but its go (and stays
+    connected, so the helper does not kill the worker for a client gone): the worker
+    (which has meanwhile become the caller) runs nothing; the next call is served."""
     helper_runner.warm()
     (tmp_path / "f").write_bytes(b"walked away")
     code = """
 import array, os, socket, sys
 sys.path.insert(0, sys.argv.pop(1))
-from memccp_py import client
+from memccp_py.warm import client
 path = sys.argv.pop(1)
 sock = socket.socket(socket.AF_UNIX)
 sock.connect(path)
@@ -642,15 +643,17 @@ body = client.request_body()
 fds = [os.open(".", os.O_PATH | os.O_DIRECTORY)] + [fd for fd in (0, 1, 2) if client.STDIO_OPEN[fd] == "1"]
 sock.sendmsg([len(body).to_bytes(4, "big") + body],
              [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds).tobytes())])
-print(sock.recv(64).decode().strip())
-sock.close()  # no go
+print(sock.recv(64).decode().strip(), flush=True)
+sock.sendall(b"N")  # no go
+print(repr(sock.recv(64)))  # what the worker says before it ends (the helper then closes)
+sock.close()
 """
     proc = subprocess.run(["/usr/bin/python3", "-IS", "-c", code, ROOT, helper_runner.path("socket"),
                            "-s", memcached.address, "--key=walked", str(tmp_path / "f")],
                           capture_output=True, timeout=60)
-    out = proc.stdout.decode()
-    assert (proc.returncode, proc.stderr, out[:1]) == (0, b"", "A")
-    worker = int(out[1:])
+    accepted, said = proc.stdout.decode().splitlines()
+    assert (proc.returncode, proc.stderr, accepted[:1], said) == (0, b"", "A", "b''")
+    worker = int(accepted[1:])
     wait_for(lambda: not alive(worker), "the worker to end")
     assert text_get(memcached, b"walked") is None
     assert helper_runner.served()

@@ -1,4 +1,4 @@
-"""One memccp call in a worker forked from the warm helper (memccp_py/helper.py): wait for
+"""One memccp call in a worker forked from the warm helper (memccp_py/warm/helper.py): wait for
 a call, become the calling process (directory, umask, environment, descriptors 0-2,
 standard streams) and run cli.main() as the interpreter would. Also the in-process run."""
 
@@ -104,10 +104,10 @@ SO_PEERPIDFD = getattr(socket, "SO_PEERPIDFD", 77)
 
 def _compare(conn: socket.socket, own: list) -> tuple[bytes | None, dict]:
     """(None, what else is known of the caller) when the process at the other end of *conn*
-    is, in every respect :func:`memccp_py.client.context` reads from /proc (never from what
+    is, in every respect :func:`memccp_py.warm.client.context` reads from /proc (never from what
     it says), the same as this helper's *own*; else (the name of the helper of the caller's
     context, or "-", and why not, {})."""
-    from memccp_py.client import context, helper_name
+    from memccp_py.warm.client import context, helper_name
 
     pid, uid, gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
     if uid != os.getuid() or gid != os.getgid():

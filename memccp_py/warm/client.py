@@ -1,7 +1,7 @@
 """The thin client behind bin/memccp: it loads only modules built into the interpreter
 (posix, not even os; no site, no bmemcached) and hands the call (arguments, environment,
 umask, working directory, standard descriptors) to the warm helper of the same user
-(memccp_py/helper.py), then exits with the status the helper reports. When there is no
+(memccp_py/warm/helper.py), then exits with the status the helper reports. When there is no
 helper it starts one in the background and runs the call itself, in-process, as it does
 every call the helper did not accept. MEMCCP_HELPER=off: always in-process.
 """
@@ -303,7 +303,7 @@ def start_helper(directory: bytes, name: bytes) -> None:
     """Start a helper in the background, fully detached (its own session, no descriptors
     of ours, a fresh interpreter without this call's arguments), so that $(...), sudo and
     ssh do not wait for it."""
-    home = __file__.rpartition("/")[0].rpartition("/")[0] or "."
+    home = __file__.rpartition("/")[0].rpartition("/")[0].rpartition("/")[0] or "."
     if not home.startswith("/"):
         home = posix.getcwd() + "/" + home
     try:
@@ -327,7 +327,7 @@ def start_helper(directory: bytes, name: bytes) -> None:
             posix.set_inheritable(null, True)
         posix.closerange(3, max(posix.sysconf("SC_OPEN_MAX"), 1024))
         posix.chdir("/")
-        code = (f"import sys; sys.path.insert(0, {home!r}); from memccp_py.helper import serve; "
+        code = (f"import sys; sys.path.insert(0, {home!r}); from memccp_py.warm.helper import serve; "
                 f"serve({directory.decode(FS_ENCODING, 'surrogateescape')!r}, {name.decode()!r})")
         env = {key: value for key, value in posix.environ.items() if key in KEPT_FOR_HELPER}
         posix.execve(sys.executable, [sys.executable, "-I", "-c", code], env)
@@ -348,7 +348,7 @@ def in_process(why: str) -> int:
         site.main()
         if sys.path[0] != here:
             sys.path.insert(0, here)
-    from memccp_py.worker import run_in_process
+    from memccp_py.warm.worker import run_in_process
 
     return run_in_process(why)
 

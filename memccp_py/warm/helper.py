@@ -3,7 +3,7 @@
 It has memccp_py and bmemcached imported and the argument parser built, and keeps one
 forked worker waiting on the socket, so that a loop running memccp once per file pays
 neither the interpreter's start-up nor the imports nor a fork. A call (from the thin
-client, memccp_py/client.py) goes:
+client, memccp_py/warm/client.py) goes:
 
     client -> 4-byte length, NUL-separated fields, and by SCM_RIGHTS the working
               directory and those of the descriptors 0, 1, 2 that are open
@@ -16,7 +16,7 @@ the next worker once that call is over (or has run SPARE_DELAY), so that its for
 overlap the next client's start rather than the running call. Workers serve only their
 own user (SO_PEERCRED and SO_PEERGROUPS: uid, gid, groups). The helper exits after
 MEMCCP_HELPER_IDLE seconds (default 5) without a call, and as soon as the code it runs has
-changed on disk (memccp_py/codewatch.py; a worker that finds out first says "R").
+changed on disk (memccp_py/warm/codewatch.py; a worker that finds out first says "R").
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import socket
 import sys
 import time
 
-from memccp_py.client import context
-from memccp_py.codewatch import CodeWatch
-from memccp_py.rehearsal import rehearse
+from memccp_py.warm.client import context
+from memccp_py.warm.codewatch import CodeWatch
+from memccp_py.warm.rehearsal import listen_unix, rehearse
 
 #: When this module was loaded: a code change since then, even before the watch on the code
 #: was in place, makes the helper retire.
@@ -100,23 +100,6 @@ def _listen(path: str) -> socket.socket:
     return listener
 
 
-def listen_unix(path: str, backlog: int) -> socket.socket:
-    """A unix socket listening at PATH (in a private directory: what is there is ours, left
-    behind by a process that died, and is replaced)."""
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        listener.bind(path)
-        listener.listen(backlog)
-    except BaseException:
-        listener.close()
-        raise
-    return listener
-
-
 def _warm_up(cli, nowhere: str) -> None:
     """One call that fails before reaching any server (NOWHERE is a socket that does not
     exist) and a name look-up, so that what their first use imports or caches is paid
@@ -158,7 +141,7 @@ class Helper:
 
         import bmemcached  # noqa: F401
         import memccp_py.run  # noqa: F401
-        import memccp_py.worker  # noqa: F401
+        import memccp_py.warm.worker  # noqa: F401
 
         self.cli, self.parser = cli, cli.build_parser()
         self.context, _ = context()  # what a caller's must be, read once
@@ -173,11 +156,11 @@ class Helper:
         gc.freeze()  # keep the imported objects' pages shared with the workers
 
     def rehearse(self) -> None:
-        """A whole call copying the sample file (memccp_py/rehearsal.py): in the helper,
+        """A whole call copying the sample file (memccp_py/warm/rehearsal.py): in the helper,
         what it imports or caches is paid once; in a spare worker, the memory a call writes
         is copied and cached before a caller waits."""
         if self.sample is not None:
-            from memccp_py.worker import rehearsal_stream
+            from memccp_py.warm.worker import rehearsal_stream
 
             rehearse(self.cli, self.parser, os.path.dirname(self.path), self.sample, rehearsal_stream)
 
@@ -232,7 +215,7 @@ class Helper:
         pid = os.fork()
         if pid == 0:
             try:
-                from memccp_py.worker import work
+                from memccp_py.warm.worker import work
 
                 work(self)
             finally:

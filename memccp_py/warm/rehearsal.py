@@ -28,6 +28,23 @@ _RESPONSE, _NOOP, _STAT = 0x81, 0x0A, 0x10
 PATIENCE = 0.5
 
 
+def listen_unix(path: str, backlog: int) -> socket.socket:
+    """A unix socket listening at PATH (in a private directory: what is there is ours, left
+    behind by a process that died, and is replaced)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        listener.bind(path)
+        listener.listen(backlog)
+    except BaseException:
+        listener.close()
+        raise
+    return listener
+
+
 def _answer(opcode: int, opaque: int, key: bytes = b"", value: bytes = b"") -> bytes:
     return HEADER.pack(_RESPONSE, opcode, len(key), 0, 0, 0, len(key) + len(value), opaque, 0) + key + value
 
@@ -85,7 +102,6 @@ def rehearse(cli, parser, directory: str, sample: str,
     """Run one call of cli.main() copying SAMPLE to a stand-in on a socket in DIRECTORY;
     *make_stream(fd)* builds a standard stream as a call does. Return the call's exit
     status, None if there was no rehearsal or it failed (that only ends it)."""
-    from memccp_py.helper import listen_unix
 
     path = os.path.join(directory, f"rehearsal.{os.getpid()}.socket")
     try:
