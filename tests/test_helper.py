@@ -442,14 +442,50 @@ def test_code_changed_under_running_helper(tmp_path):
 
 
 def test_idle_exit(tmp_path):
-    """With MEMCCP_HELPER_IDLE=0.5 the helper leaves soon after its last call, socket and all."""
+    """With MEMCCP_HELPER_IDLE=0.5 the helper (named memccp-helper) leaves soon after its
+    last call, removing its socket and its lock: nothing is left in the directory."""
     runner = Memccp("helper", runtime_dir(tmp_path / "run"), idle="0.5")
     try:
         pid = runner.warm()
+        with open(f"/proc/{pid}/comm") as comm:
+            assert comm.read() == "memccp-helper\n"
         wait_for(lambda: not alive(pid), "the idle helper to leave")
-        assert not os.path.exists(runner.path("socket"))
+        wait_for(lambda: not os.listdir(runner.directory), "its files to go (a rehearsal's too)")
     finally:
         runner.stop()
+
+
+def test_idle_time_is_capped(tmp_path):
+    """MEMCCP_HELPER_IDLE asks for at most 60 seconds; nonsense is the default, 5."""
+    from memccp_py.warm.helper import DEFAULT_IDLE, MAX_IDLE, Helper
+
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(tmp_path / "s"))
+    try:
+        for asked, idle in (("86400", MAX_IDLE), ("nan", DEFAULT_IDLE), ("-1", 0.0), ("2.5", 2.5)):
+            os.environ["MEMCCP_HELPER_IDLE"] = asked
+            assert Helper(listener, str(tmp_path / "s"), -1, str(tmp_path / "lock")).idle == idle, asked
+    finally:
+        os.environ.pop("MEMCCP_HELPER_IDLE", None)
+        listener.close()
+
+
+def test_system_switch_turns_the_helper_off(tmp_path, monkeypatch):
+    """helper=off in /etc/memccp-py/helper runs every call in-process, whatever MEMCCP_HELPER
+    says; helper=on there, or no such file, leaves it to MEMCCP_HELPER."""
+    from memccp_py.warm import client
+
+    switch = tmp_path / "helper"
+    monkeypatch.setattr(client, "SYSTEM_SWITCH", os.fsencode(switch))
+    monkeypatch.delenv("MEMCCP_HELPER", raising=False)
+    assert client.switched_off() is None  # no file
+    switch.write_text("# comment\nhelper=on\n")
+    assert client.switched_off() is None
+    switch.write_text("# the admin's choice\nhelper = off\n")
+    assert client.switched_off() == os.fsencode(switch) + b" says helper=off"
+    switch.write_text("helper=on\n")
+    monkeypatch.setitem(client.posix.environ, b"MEMCCP_HELPER", b"off")
+    assert client.switched_off() == b"MEMCCP_HELPER=off"
 
 
 def test_helper_keeps_no_secret_of_the_first_call(helper_runner, memcached, tmp_path):
