@@ -42,15 +42,18 @@ FILES = ((b"security label", b"attr/current"), (b"cgroup", b"cgroup"),
          (b"resource limits", b"limits"))
 
 
-def _read(path: bytes) -> bytes:
-    """A small /proc file whole, b"?" where it cannot be read (absent, not allowed)."""
+def _read(path: bytes, directory: int | None = None) -> bytes:
+    """A small file whole (in *directory*, a descriptor, where given), b"?" where it cannot
+    be read (absent, not allowed). /proc hands a small file over in one read."""
+    if directory is None and not path.startswith(b"/"):
+        return b"?"  # no directory to read it in: never the working directory's
     try:
-        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC, dir_fd=directory)
     except OSError:
         return b"?"
     try:
-        data, chunk = b"", b"-"
-        while chunk:
+        data = chunk = posix.read(fd, 65536)
+        while len(chunk) > 3072:  # a short first read is all there is
             chunk = posix.read(fd, 65536)
             data += chunk
         return data
@@ -73,12 +76,12 @@ def _labels() -> bool:
     return _LABELLING
 
 
-def _root(proc: bytes) -> bytes:
-    """The root directory of *proc*: its device, inode and mount (a chroot onto a bind
-    mount of / has the inode of / but a mount of its own); not its name, which depends on
-    who looks."""
+def _root(proc: int) -> bytes:
+    """The root directory of the process whose /proc directory is *proc*: its device, inode
+    and mount (a chroot onto a bind mount of / has the inode of / but a mount of its own);
+    not its name, which depends on who looks."""
     try:
-        fd = posix.open(proc + b"/root", posix.O_PATH | posix.O_CLOEXEC)
+        fd = posix.open(b"root", posix.O_PATH | posix.O_CLOEXEC, dir_fd=proc)
     except OSError:
         return b"?"
     try:
@@ -96,16 +99,31 @@ def _root(proc: bytes) -> bytes:
 
 def context(proc: bytes = b"/proc/self"):
     """The context of the process *proc* (/proc/self, /proc/PID): a list of (property,
-    value) pairs, then a dict of what is not compared but used (SigIgn, the terminal)."""
+    value) pairs, then a dict of what is not compared but used (SigIgn, the terminal).
+    Everything is read below one descriptor of *proc*: the process cannot change under it."""
+    try:
+        where = posix.open(proc, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
+    except OSError:
+        where = None
+    try:
+        return _context(where)
+    finally:
+        if where is not None:
+            posix.close(where)
+
+
+def _context(proc):
     pairs = []
     for name in NAMESPACES:
         try:
-            pairs.append((name + b" namespace", posix.readlink(proc + b"/ns/" + name)))
+            if proc is None:
+                raise OSError
+            pairs.append((name + b" namespace", posix.readlink(b"ns/" + name, dir_fd=proc)))
         except OSError:
             pairs.append((name + b" namespace", b"?"))
-    pairs.append((b"root directory", _root(proc)))
+    pairs.append((b"root directory", _root(proc) if proc is not None else b"?"))
     status = {}
-    for line in _read(proc + b"/status").split(b"\n"):
+    for line in _read(b"status", proc).split(b"\n"):
         key, _, value = line.partition(b":")
         status[key] = b" ".join(value.split())
     pairs.append((b"user and group ids", status.get(b"Uid", b"?") + b"/" + status.get(b"Gid", b"?")))
@@ -117,8 +135,8 @@ def context(proc: bytes = b"/proc/self"):
         if name == b"security label" and not _labels():
             pairs.append((name, b"none"))  # no module that labels processes is active
         else:
-            pairs.append((name, _read(proc + b"/" + file)))
-    fields = _read(proc + b"/stat").rpartition(b")")[2].split()
+            pairs.append((name, _read(file, proc)))
+    fields = _read(b"stat", proc).rpartition(b")")[2].split()
     pairs.append((b"nice value", fields[16] if len(fields) > 16 else b"?"))
     extra = {b"SigIgn": status.get(b"SigIgn", b"0"),
              b"pgrp": fields[2] if len(fields) > 5 else b"?",
