@@ -127,24 +127,24 @@ def main(tmp_path):
     stop_all(runner.directory)
 
 
-def read_line(stream, seconds: float = 20) -> bytes:
-    """One line from STREAM, failing after SECONDS rather than hanging."""
+def _within(read, seconds: float, what: str) -> bytes:
+    """What READ() returns, failing after SECONDS (saying what did not come) rather than hanging."""
     box = []
-    reader = threading.Thread(target=lambda: box.append(stream.readline()), daemon=True)
+    reader = threading.Thread(target=lambda: box.append(read()), daemon=True)
     reader.start()
     reader.join(seconds)
-    assert box, f"no line within {seconds} s"
+    assert box, f"{what} within {seconds} s"
     return box[0]
+
+
+def read_line(stream, seconds: float = 20) -> bytes:
+    """One line from STREAM, failing after SECONDS rather than hanging."""
+    return _within(stream.readline, seconds, "no line")
 
 
 def read_rest(stream, seconds: float = 20) -> bytes:
     """Everything left on STREAM up to its end (EOF), failing after SECONDS."""
-    box = []
-    reader = threading.Thread(target=lambda: box.append(stream.read()), daemon=True)
-    reader.start()
-    reader.join(seconds)
-    assert box, f"no end of file within {seconds} s: some process still holds the pipe"
-    return box[0]
+    return _within(stream.read, seconds, "no end of file (some process still holds the pipe)")
 
 
 def worker_of(line: bytes) -> int:
