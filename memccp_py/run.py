@@ -143,6 +143,7 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase | None, out: io.TextIOBas
             warn("a password without --username is ignored (as C memccp ignores it)")
         password = None
     _check(args, password)
+    scope = _scope(args)  # the docroot, resolved once, before any server is reached
     spec = args.servers if args.servers is not None else os.environ.get("MEMCACHED_SERVERS", "")
     servers = parse_servers(spec, warn)
     if args.debug:
@@ -160,7 +161,6 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase | None, out: io.TextIOBas
     cluster = Cluster(servers, distribution=args.distribution, hash_name=args.hash,
                       timeout=args.timeout, username=args.username, password=password,
                       retry_timeout=args.retry_timeout)
-    scope = _scope(args)
     lists = _open_lists(args.files_from, stdin, Scope(follow_any=args.follow_any_link))
     selection = Selection(args.include, args.exclude) if args.include or args.exclude else None
     files = [Stdin(getattr(stdin, "buffer", None)) if f == "-" else f for f in args.files]
