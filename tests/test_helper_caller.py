@@ -144,7 +144,10 @@ if leader == 0:
             os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
             os.closerange(3, 1024)
             os.execv(memccp, [memccp, "-d", "-s", server, "-"])
-        os.setpgid(bg, bg)
+        try:  # as shells do: both sides set it, whichever comes first
+            os.setpgid(bg, bg)
+        except PermissionError:  # the child has exec'd already, in its own group
+            pass
         deadline, outcome = time.monotonic() + 20, "still running"
         while time.monotonic() < deadline:
             pid, status = os.waitpid(bg, os.WUNTRACED | os.WNOHANG)
