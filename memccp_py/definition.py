@@ -222,6 +222,10 @@ def _safety(group) -> None:
     add("--exclude", action="append", default=[], metavar="GLOB",
         help="copy no file, and walk no directory, matching GLOB (repeatable; wins over "
              "--include; GLOB/ matches directories only)")
+    add("--allow-links-into", action="append", default=[], metavar="DIR",
+        help="in a tree, also follow links that lead into DIR (repeatable), e.g. "
+             "/usr/share/javascript for Debian's web libraries; any other link out of the "
+             "tree is still skipped")
     add("--follow-any-link", action="store_true",
         help="follow a symbolic link whoever owns it (default: only a link owned by root, by "
              "you, or by the owner of what it leads to; links still stay inside a tree; see "

@@ -171,15 +171,35 @@ class Scope:
     ``follow_any``: --follow-any-link; ``caller``: whose links are trusted."""
 
     def __init__(self, root: Node | None = None, top: str | None = None,
-                 follow_any: bool = False, caller: int | None = None) -> None:
+                 follow_any: bool = False, caller: int | None = None,
+                 allowed: tuple[Node, ...] = ()) -> None:
         self.root, self.top, self.follow_any = root, top, follow_any
         self.caller = os.geteuid() if caller is None else caller
         self.root_name = root.kernel_name() if root is not None else None
+        self.allowed = allowed  # --allow-links-into: directories links may lead into
+        self._allowed_ids = {node.identity for node in allowed}
 
     def tree(self, root: Node, top: str) -> Scope:
         """The same rule, bounded by the directory *root* (written *top*)."""
         root.inside = True
-        return Scope(root, top, self.follow_any, self.caller)
+        return Scope(root, top, self.follow_any, self.caller, self.allowed)
+
+    def _in_allowed(self, node: Node) -> bool:
+        """Whether *node* is, or lies below, a directory of --allow-links-into, by the
+        directories it was reached through (held, or remembered by identity)."""
+        here: Node | None = node
+        while here is not None:
+            if here.identity in self._allowed_ids:
+                return True
+            if here.parent is None:
+                above = here.ancestry
+                while above is not None:
+                    if above[0] in self._allowed_ids:
+                        return True
+                    above = above[2]
+                return False
+            here = here.parent
+        return False
 
     def start(self, path: str) -> Node:
         """The node a *path* outside any tree starts from: / or the working directory."""
@@ -278,7 +298,7 @@ class Scope:
             into = pseudo(shown)
             if into:
                 raise Refused(link.kernel_name() or text, shown, "it leads into " + into)
-            if self.root is not None and not target.inside:
+            if self.root is not None and not target.inside and not self._in_allowed(target):
                 raise Refused(link.kernel_name() or text, shown, "it leads out of the tree")
         theirs = target.st.st_uid
         if not trusted and ours != theirs:

@@ -122,6 +122,17 @@ def _scope(args: argparse.Namespace) -> Scope:
     """The link rule of the run; with --docroot, bounded by the docroot, resolved once now
     under that rule: the tree is what it resolves to."""
     scope = Scope(follow_any=args.follow_any_link)
+    allowed = []
+    for directory in args.allow_links_into:
+        what = f"--allow-links-into {show(os.fsencode(directory))}"
+        try:
+            node = scope.resolve(None, directory)
+        except (OSError, Refused) as exc:
+            raise UsageError(f"{what}: {reason(exc)}") from None
+        if not node.is_dir:
+            raise UsageError(f"{what}: Not a directory")
+        allowed.append(node)
+    scope = Scope(follow_any=args.follow_any_link, allowed=tuple(allowed))
     if args.base is None:
         return scope
     what = f"--docroot {show(os.fsencode(args.base))}"

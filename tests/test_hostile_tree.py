@@ -217,3 +217,28 @@ def test_link_loop_is_a_warning_like_a_broken_link(memcached, docroot):
         f"memccp: {docroot}/b: warning: skipped link: too many levels of symbolic links",
         f"memccp: {docroot}/gone: warning: skipped broken link"]
     assert item(memcached, b"/img/a.gif") == (0, b"GIF89a", -1)
+
+
+def test_links_into_an_allowed_directory_are_followed(memcached, docroot, tmp_path):
+    """--allow-links-into=DIR: in a tree, links into DIR (a file there, or DIR's own
+    subdirectory, walked) are followed, as Debian's web apps link into /usr/share/javascript;
+    a link to anything else outside the tree is still skipped; without the option, all are."""
+    lib = tmp_path / "javascript"
+    (lib / "jquery").mkdir(parents=True)
+    (lib / "jquery" / "jquery.js").write_bytes(b"/*! jQuery */")
+    (tmp_path / "secret.js").write_bytes(b"not for the web")
+    (docroot / "_static").mkdir()
+    (docroot / "_static" / "jquery.js").symlink_to(lib / "jquery" / "jquery.js")
+    (docroot / "_static" / "lib").symlink_to(lib / "jquery")
+    (docroot / "_static" / "secret.js").symlink_to(tmp_path / "secret.js")
+    result = memccp("-s", memcached.address, f"--docroot={docroot}", "-r", docroot,
+                    f"--allow-links-into={lib}")
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0, "", f"memccp: {docroot}/_static/secret.js: warning: skipped link to {tmp_path}/secret.js: "
+               "it leads out of the tree\n")
+    assert item(memcached, b"/_static/jquery.js") == (0, b"/*! jQuery */", -1)
+    assert item(memcached, b"/_static/lib/jquery.js") == (0, b"/*! jQuery */", -1)
+    assert item(memcached, b"/_static/secret.js") is None
+    without = memccp("-s", memcached.address, "--docroot", docroot, "-r", docroot)
+    assert without.returncode == 0
+    assert without.stderr.count("it leads out of the tree") == 3
