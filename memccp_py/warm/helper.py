@@ -13,9 +13,10 @@ client, memccp_py/warm/client.py) goes:
 
 A worker that accepts a call tells the helper ("T", with the connection); the helper forks
 the next worker once that call is over (or has run SPARE_DELAY), so that its fork and warm-up
-overlap the next client's start rather than the running call. Workers serve only their
-own user (SO_PEERCRED and SO_PEERGROUPS: uid, gid, groups). The helper exits after
-MEMCCP_HELPER_IDLE seconds (default 5) without a call, and as soon as the code it runs has
+overlap the next client's start rather than the running call. Workers serve only a caller
+in the helper's own context, read from /proc (memccp_py/warm/client.py context(); another
+context is told the name of its own helper). The helper exits after MEMCCP_HELPER_IDLE
+seconds (default 5, at most 60) without a call, and as soon as the code it runs has
 changed on disk (memccp_py/warm/codewatch.py; a worker that finds out first says "R").
 """
 
