@@ -1,4 +1,4 @@
-"""Several servers: one bmemcached connection each, the placement that picks,
+"""Several servers: one connection each, the placement that picks,
 for every key, the server(s) a reader will ask, and which servers are down.
 
 A server that fails is left alone for ``retry_timeout`` seconds (libmemcached's
@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections import abc
 
-from memccp_py.connection import Connection
+from memccp_py.memcached import Connection
 from memccp_py.items import Item
 from memccp_py.errors import CopyError, ServerError
 from memccp_py.names import DEFAULT_RETRY_TIMEOUT, NGINX_DISTRIBUTIONS
@@ -24,12 +24,12 @@ class Cluster:
     def __init__(self, servers: abc.Sequence[Server], *, distribution: str = "modula",
                  hash_name: str = "default", timeout: float | None = None,
                  username: str | None = None, password: str | None = None,
-                 retry_timeout: float = DEFAULT_RETRY_TIMEOUT,
-                 connection_factory: abc.Callable[..., Connection] = Connection,
+                 retry_timeout: float = DEFAULT_RETRY_TIMEOUT, protocol: str = "auto",
+                 note: abc.Callable[[str], None] | None = None,
                  clock: abc.Callable[[], float] = time.monotonic) -> None:
         self.servers = list(servers)
-        self.connections = [connection_factory(s, timeout=timeout, username=username,
-                                               password=password) for s in self.servers]
+        self.connections = [Connection(s, timeout=timeout, username=username, password=password,
+                                       protocol=protocol, note=note) for s in self.servers]
         if len(self.servers) == 1:
             self._place = None
             self._only = [self.connections[0]]  # route()'s answer for every key

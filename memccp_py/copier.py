@@ -11,7 +11,7 @@ import os
 import time
 from collections import abc
 
-from memccp_py.connection import Connection
+from memccp_py.memcached import Connection
 from memccp_py.items import TOO_LARGE, Item, digest
 from memccp_py.errors import CopyError, InvalidKeyError, ItemTooLargeError
 from memccp_py.keys import MAX_KEY_LENGTH, key_problem, key_warning, printable, show

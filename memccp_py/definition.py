@@ -10,7 +10,7 @@ import sys
 
 from memccp_py import __version__
 from memccp_py.manual import DESCRIPTION, MAN_SECTIONS
-from memccp_py.names import DEFAULT_RETRY_TIMEOUT, DISTRIBUTIONS, HASH_NAMES
+from memccp_py.names import DEFAULT_RETRY_TIMEOUT, DISTRIBUTIONS, HASH_NAMES, PROTOCOLS
 
 EXIT_USAGE = 2
 DEFAULT_TIMEOUT = 3.0
@@ -118,7 +118,7 @@ def build_parser() -> Parser:
 def _c_compatible(group) -> None:
     add = group.add_argument
     add("-V", "--version", action="version",
-        version=f"memccp v{__version__} (memccp-py, binary protocol via python-binary-memcached)")
+        version=f"memccp v{__version__} (memccp-py: binary, meta and text protocols)")
     add("-v", "--verbose", action="store_true", help="print each key stored, and a summary")
     add("-d", "--debug", action="store_true", help="print debugging output and tracebacks")
     add("-q", "--quiet", action="store_true",
@@ -145,7 +145,7 @@ def _c_compatible(group) -> None:
     add("-H", "--hash", type=_hash_name, default="default", metavar="NAME",
         help=f"key hash for placing keys on servers: {', '.join(HASH_NAMES)}")
     add("-B", "--buffer", action="store_true", help="pipeline the stores (quiet sets, in batches)")
-    add("-b", "--binary", action="store_true", help="use the binary protocol (always; accepted)")
+    add("-b", "--binary", action="store_true", help="use the binary protocol (--protocol=binary)")
     add("-n", "--non-blocking", action="store_true", help="accepted for compatibility (timeouts apply)")
     add("-N", "--tcp-nodelay", action="store_true", help="disable Nagle's algorithm (always; accepted)")
     add("-U", "--udp", action="store_true", help="not supported: memccp-py uses TCP or unix sockets")
@@ -197,6 +197,10 @@ def _nginx(group) -> None:
 def _servers(group) -> None:
     add = group.add_argument
     add("--password-file", metavar="FILE", help="read the SASL password from the first line of FILE")
+    add("--protocol", choices=PROTOCOLS, metavar="NAME",
+        help="auto (default), binary, text or meta. auto speaks binary, and to a server that "
+             "rejects it (memcached -B ascii, twemproxy, mcrouter) meta or text for the rest "
+             "of the run; SASL (--username) is binary only")
     add("--distribution", choices=DISTRIBUTIONS, default="modula", metavar="NAME",
         help=f"how keys are spread over several servers: {', '.join(DISTRIBUTIONS)} "
              "(default modula, as libmemcached and C memccp)")

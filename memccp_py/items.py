@@ -4,7 +4,6 @@ not store, and how an item read back is compared with what was stored."""
 from __future__ import annotations
 
 import hashlib
-import struct
 
 from memccp_py.errors import CopyError, ItemTooLargeError, KeyExistsError, KeyNotFoundError, StoreError
 from memccp_py.keys import show
@@ -51,13 +50,14 @@ def item_error(op: str, item: Item, status: int) -> CopyError:
     return StoreError(f"key '{key}': item not stored")
 
 
-def compare(expected: tuple[int, int, bytes], reply) -> str | None:
-    """What differs between *expected* (flags, length, digest) and a get's *reply*, or None."""
+def compare(expected: tuple[int, int, bytes], got: int | None, got_length: int,
+            value: bytes | None) -> str | None:
+    """What differs between *expected* (flags, length, digest) and what a get read back
+    (flags *got*, *got_length* bytes, *value*: None if too long to keep), or None."""
     flags, length, fingerprint = expected
-    got = struct.unpack("!L", reply.extras)[0] if len(reply.extras) == 4 else None
-    if got != flags or reply.length != length:
-        return (f"differs after the run (read back flags {got}, {reply.length} bytes; "
+    if got != flags or got_length != length:
+        return (f"differs after the run (read back flags {got}, {got_length} bytes; "
                 f"stored flags {flags}, {length} bytes)")
-    if reply.value is None or digest(reply.value) != fingerprint:
+    if value is None or digest(value) != fingerprint:
         return "differs after the run (other bytes than stored)"
     return None

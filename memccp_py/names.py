@@ -12,3 +12,6 @@ DEFAULT_RETRY_TIMEOUT = 2.0
 
 #: Distributions that place keys as nginx does (on the key before --escape=nginx).
 NGINX_DISTRIBUTIONS = ("nginx-consistent", "nginx-hash")
+
+#: --protocol names: auto chooses binary, else meta, else text, per server.
+PROTOCOLS = ("auto", "binary", "text", "meta")

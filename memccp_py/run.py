@@ -67,10 +67,20 @@ def _password(args: argparse.Namespace, warn: abc.Callable[[str], None] | None) 
     return password
 
 
+def protocol(args: argparse.Namespace) -> str:
+    """--protocol, or binary for -b (as in C memccp), else auto."""
+    return args.protocol or ("binary" if args.binary else "auto")
+
+
 def _check(args: argparse.Namespace, password: str | None) -> None:
     if args.udp:
-        raise UsageError("--udp is not supported: memccp-py stores over TCP or a unix socket "
-                         "with the binary protocol; drop -U")
+        raise UsageError("--udp is not supported: memccp-py stores over TCP or a unix socket; "
+                         "drop -U")
+    if args.binary and args.protocol not in (None, "binary"):
+        raise UsageError(f"-b (--binary) and --protocol={args.protocol} contradict each other")
+    if args.username and protocol(args) in ("text", "meta"):
+        raise UsageError(f"SASL (--username) needs the binary protocol, not --protocol="
+                         f"{protocol(args)}: memcached refuses SASL over text")
     if not args.files and not args.files_from:
         raise UsageError("no files given (see memccp --help)")
     if args.key is not None and (len(args.files) != 1 or args.files_from or args.recursive):
@@ -165,13 +175,15 @@ def run(args: argparse.Namespace, stdin: io.TextIOBase | None, out: io.TextIOBas
         logging.basicConfig(level=logging.DEBUG, handlers=[handler])
         err.write(printable(f"memccp: debug: servers {', '.join(map(str, servers))}; "
                             f"distribution {args.distribution}, hash {args.hash}") + "\n")
+    note = (lambda text: err.write(f"memccp: {printable(text)}\n")) \
+        if args.verbose and not args.quiet else None
+    cluster = Cluster(servers, distribution=args.distribution, hash_name=args.hash,
+                      timeout=args.timeout, username=args.username, password=password,
+                      retry_timeout=args.retry_timeout, protocol=protocol(args), note=note)
     if args.wait is not None:
         from memccp_py.wait import wait_for_servers
 
-        wait_for_servers(servers, args.wait, args.timeout)
-    cluster = Cluster(servers, distribution=args.distribution, hash_name=args.hash,
-                      timeout=args.timeout, username=args.username, password=password,
-                      retry_timeout=args.retry_timeout)
+        wait_for_servers(cluster.connections, args.wait, args.timeout)
     lists = _open_lists(args.files_from, stdin, Scope(follow_any=args.follow_any_link))
     selection = Selection(args.include, args.exclude) if args.include or args.exclude else None
     files = [Stdin(getattr(stdin, "buffer", None)) if f == "-" else f for f in args.files]

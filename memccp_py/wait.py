@@ -1,21 +1,17 @@
-"""--wait: before copying, wait until every server answers a binary-protocol NOOP.
+"""--wait: before copying, wait until every server answers in its protocol.
 
 A memcached that is (re)starting refuses connections for a moment; a preload run
 started beside it (the memccp-preload@ unit) waits here instead of failing every file.
+Each attempt is a connection as the copy makes it (with --protocol=auto the dialect is
+chosen then and kept), closed again so the copy starts on a fresh one.
 """
 
 from __future__ import annotations
 
-import socket
 import time
 from collections import abc
 
-from memccp_py.errors import MemccpError
-from memccp_py.servers import Server
-from memccp_py.wire import dial
-
-#: A binary-protocol NOOP request: magic 0x80, opcode 0x0a, nothing else.
-NOOP = bytes([0x80, 0x0A]) + bytes(22)
+from memccp_py.errors import MemccpError, ServerError
 
 #: Pause between two rounds of asking the servers that did not answer yet.
 RETRY_SECONDS = 0.1
@@ -25,31 +21,25 @@ class ServersNotReadyError(MemccpError):
     """Some server did not answer within --wait seconds (exit 1)."""
 
 
-def noop_problem(server: Server, timeout: float) -> str | None:
-    """Why *server* does not answer a NOOP within *timeout* seconds, or None when it does."""
+def noop_problem(conn, timeout: float) -> str | None:
+    """Why *conn*'s server does not answer within *timeout* seconds, or None when it does."""
+    usual, conn.timeout = conn.timeout, timeout
     try:
-        with dial(server, timeout) as sock:
-            sock.sendall(NOOP)
-            head = b""
-            while len(head) < 2:
-                chunk = sock.recv(24 - len(head))
-                if not chunk:
-                    return "connection closed before an answer"
-                head += chunk
-    except socket.timeout:
-        return "no answer"
-    except OSError as exc:
-        return (exc.strerror or str(exc)).lower()
-    if head[:2] != b"\x81\x0a":
-        return "the answer is not memcached's binary protocol"
+        conn.open()
+    except ServerError as exc:
+        return str(exc).split(": ", 1)[-1]
+    finally:
+        conn.timeout = usual
+        conn.disconnect()
     return None
 
 
-def wait_for_servers(servers: abc.Sequence[Server], seconds: float, timeout: float,
+def wait_for_servers(servers: abc.Sequence, seconds: float, timeout: float,
                      clock: abc.Callable[[], float] = time.monotonic,
                      sleep: abc.Callable[[float], None] = time.sleep) -> None:
-    """Return once every server has answered a NOOP; raise ServersNotReadyError naming the
-    first one still silent after *seconds*. Each attempt lasts at most *timeout* seconds."""
+    """Return once every connection of *servers* has connected; raise ServersNotReadyError
+    naming the first one still silent after *seconds*. Each attempt lasts at most *timeout*
+    seconds."""
     deadline = clock() + seconds
     waiting = list(servers)
     while True:
@@ -65,6 +55,6 @@ def wait_for_servers(servers: abc.Sequence[Server], seconds: float, timeout: flo
         if clock() >= deadline:
             first = waiting[0]
             more = f" (and {len(waiting) - 1} more)" if len(waiting) > 1 else ""
-            raise ServersNotReadyError(f"--wait={seconds:g}: server {first} did not answer "
+            raise ServersNotReadyError(f"--wait={seconds:g}: server {first.spec} did not answer "
                                        f"in time: {problems[first]}{more}")
         sleep(min(RETRY_SECONDS, max(deadline - clock(), 0.0)))

@@ -135,8 +135,9 @@ def test_verify_all_present(memcached, tmp_path, capsys, path):
 
 @pytest.mark.parametrize("options", [[], ["-B"]], ids=PATHS)
 def test_last_store_asks_for_evictions_in_its_round_trip(tmp_path, capsys, options):
-    """The counter before, the store and the counter after leave in one write: a peer that
-    answers only once it has all of them serves the run, and what it evicted is named."""
+    """The counter before is asked alone (its answer proves the server speaks binary before a
+    file's bytes go out); the store and the counter after leave in one write: a peer that
+    answers them only once it has both serves the run, and what it evicted is named."""
     from peers import NOOP, SETQ, STAT, Peer, reply, requests
 
     seen = []
@@ -144,10 +145,12 @@ def test_last_store_asks_for_evictions_in_its_round_trip(tmp_path, capsys, optio
     def serve(sock):
         for request in requests(sock):
             seen.append(request)
+            if [r.opcode for r in seen] == [STAT]:
+                sock.sendall(reply(STAT, request.opaque, key=b"evictions", value=b"0")
+                             + reply(STAT, request.opaque))
             if [r.opcode for r in seen] == [STAT, SETQ, NOOP, STAT]:
-                before, _, noop, after = (r.opaque for r in seen)
-                sock.sendall(reply(STAT, before, key=b"evictions", value=b"0") + reply(STAT, before)
-                             + reply(NOOP, noop)
+                _, _, noop, after = (r.opaque for r in seen)
+                sock.sendall(reply(NOOP, noop)
                              + reply(STAT, after, key=b"evictions", value=b"3") + reply(STAT, after))
 
     peer = Peer(serve)

@@ -53,7 +53,8 @@ def fault_case(request, peers):
         server = request.getfixturevalue("sasl_memcached")
         return server.address, "authentication required: give --username and --password", []
     if name == "text-only memcached (-B ascii)":
-        return request.getfixturevalue("ascii_memcached"), "no answer within 0.5 s", []
+        return (request.getfixturevalue("ascii_memcached"), "does not speak the binary protocol "
+                "(it answered 'ERROR'); --protocol=text or meta speaks to it", ["-b"])
     serve, reason = FAULTS[name]
     return peers(serve).address, reason, []
 

@@ -111,14 +111,16 @@ def test_wait_gives_up_on_a_silent_server(memcached, tmp_path, capsys, buffer):
 
 @pytest.mark.parametrize("buffer", [[], ["-B"]])
 def test_wait_rejects_a_text_only_peer(memcached, text_only_peer, tmp_path, capsys, buffer):
-    """A peer answering in the text protocol (like a text-only proxy) never counts as ready."""
+    """A peer answering every request with a text-protocol ERROR speaks no memcached dialect:
+    it never counts as ready."""
     page = tmp_path / "page.html"
     page.write_bytes(b"x")
     code, out, err = run(capsys, *buffer, "--wait=0.3", f"--servers=127.0.0.1:{text_only_peer}",
                          str(page))
     assert (code, out) == (1, "")
     assert err == (f"memccp: --wait=0.3: server 127.0.0.1:{text_only_peer} did not answer in "
-                   "time: the answer is not memcached's binary protocol\n")
+                   "time: speaks no memcached protocol (binary: it answered 'ERROR'; meta: it "
+                   "answered 'ERROR'; text: it answered 'ERROR')\n")
 
 
 def test_wait_with_ready_servers_copies(memcached_cluster, tmp_path, capsys):

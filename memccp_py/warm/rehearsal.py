@@ -16,13 +16,12 @@ import io
 import os
 import socket
 import stat
-import struct
 import sys
 import threading
 from collections import abc
 
-HEADER = struct.Struct("!BBHBBHLLQ")
-_RESPONSE, _NOOP, _STAT = 0x81, 0x0A, 0x10
+from memccp_py.memcached.frames import HEADER, NOOP as _NOOP, RESPONSE as _RESPONSE, STAT as _STAT
+
 #: The most the stand-in or the rehearsal waits for the other, in seconds: a caller that
 #: comes meanwhile waits as long at worst.
 PATIENCE = 0.5

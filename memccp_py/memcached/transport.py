@@ -1,4 +1,4 @@
-"""The socket under a connection: bounded, progress-timed I/O and reply framing.
+"""The socket under a connection: bounded, progress-timed I/O, whatever the dialect.
 
 A server fails when it makes no progress for ``timeout`` seconds: progress is
 the request under way sent in full, or :data:`PROGRESS_BYTES` moved either way
@@ -20,14 +20,10 @@ import termios
 import time
 from collections import abc
 
-from memccp_py.keys import show
-
 #: Moving this many bytes (either way) counts as progress and restarts the timeout.
 PROGRESS_BYTES = 64 << 10
 #: While a request is still being sent, at most this many reply bytes are buffered.
 MAX_BUFFERED = 1 << 20
-HEADER = struct.Struct("!BBHBBHLLQ")
-REQUEST, RESPONSE = 0x80, 0x81
 
 
 def _numeric_family(host: str) -> int | None:
@@ -67,15 +63,8 @@ class WireFault(Exception):
     """The server broke the exchange: closed, stalled or sent something not memcached."""
 
 
-class Reply:
-    """One binary-protocol reply: opcode, status, opaque, key, extras and value."""
-
-    __slots__ = ("opcode", "status", "opaque", "extras", "key", "value", "length")
-
-    def __init__(self, opcode: int, status: int, opaque: int, extras: bytes, key: bytes,
-                 value: bytes | None, length: int) -> None:
-        self.opcode, self.status, self.opaque = opcode, status, opaque
-        self.extras, self.key, self.value, self.length = extras, key, value, length
+class Closed(WireFault):
+    """The server closed the connection."""
 
 
 def describe_socket_error(exc: BaseException, timeout: float | None) -> str:
@@ -124,6 +113,9 @@ class Wire:
         self._deadline: float | None = None
         self._moved = 0
         self._last_queued: int | None = None
+        #: whether the peer has sent anything at all (a server that closes on our first
+        #: request without a word rejects the dialect, as a proxy does)
+        self.heard = False
 
     def close(self) -> None:
         self.sock.close()
@@ -179,7 +171,8 @@ class Wire:
         except OSError as exc:
             raise WireFault(describe_socket_error(exc, self.timeout)) from None
         if not chunk:
-            raise WireFault("connection closed by the server")
+            raise Closed("connection closed by the server")
+        self.heard = True
         self.inbox += chunk
         self._count(len(chunk))
 
@@ -215,7 +208,8 @@ class Wire:
                 return
             self.inbox += chunk
 
-    def _fill(self, size: int) -> None:
+    def fill(self, size: int) -> None:
+        """Wait until the inbox holds *size* bytes."""
         while len(self.inbox) < size:
             readable, _ = self._wait(write=False)
             if readable:
@@ -223,7 +217,7 @@ class Wire:
 
     def take(self, size: int) -> bytes:
         """The next *size* bytes received."""
-        self._fill(size)
+        self.fill(size)
         data = bytes(self.inbox[:size])
         del self.inbox[:size]
         return data
@@ -232,69 +226,26 @@ class Wire:
         """Read and drop *size* bytes, holding little of them at a time."""
         while size:
             if not self.inbox:
-                self._fill(1)
+                self.fill(1)
             step = min(size, len(self.inbox))
             del self.inbox[:step]
             size -= step
 
-    def _header(self, max_body: int) -> tuple[int, int, int, int, int, int]:
-        """(opcode, key length, extras length, status, body length, opaque) of the next
-        reply, its header checked and left in the inbox."""
-        self._fill(HEADER.size)
-        magic, opcode, keylen, extlen, _type, status, bodylen, opaque, _cas = \
-            HEADER.unpack_from(self.inbox)
-        if magic != RESPONSE:
-            raise WireFault("not a binary-protocol memcached (it answered "
-                            f"'{show(bytes(self.inbox[:16]))}')")
-        if bodylen > max_body or keylen + extlen > bodylen:
-            raise WireFault(f"malformed reply (body of {bodylen} bytes announced)")
-        return opcode, keylen, extlen, status, bodylen, opaque
-
-    def stat_value(self, opaque: int, opcode: int, name: bytes, max_body: int,
-                   max_count: int) -> tuple[int, bytes | None]:
-        """Read a whole STAT answer (replies up to the one with an empty key) and return
-        (status, the value of the statistic *name* or None). The same checks as
-        :meth:`reply`, parsed in place: a server answers some ninety statistics, which
-        are walked in the inbox and dropped a batch at a time."""
-        value = None
-        inbox, unpack, size = self.inbox, HEADER.unpack_from, HEADER.size
-        at = 0
-        for _ in range(max_count):
-            if len(inbox) < at + size:
-                self._fill(at + size)
-            magic, code, keylen, extlen, _type, status, bodylen, got, _cas = unpack(inbox, at)
-            if magic != RESPONSE or bodylen > max_body or keylen + extlen > bodylen:
-                del inbox[:at]
-                self._header(max_body)  # raises, saying what is wrong
-            if got != opaque:
-                raise WireFault("answered a request never sent (bad opaque)")
-            if code != opcode:
-                raise WireFault(f"answered another command (opcode 0x{code:02x})")
-            end = at + size + bodylen
-            if len(inbox) < end:
-                self._fill(end)
-            if status or not keylen:
-                del inbox[:end]
-                return status, value
-            start = at + size + extlen
-            if keylen == len(name) and inbox[start:start + keylen] == name:
-                value = bytes(inbox[start + keylen:end])
-            at = end
-            if at >= PROGRESS_BYTES:  # a flood of statistics is never held whole
-                del inbox[:at]
-                at = 0
-        raise WireFault("sends endless statistics")
-
-    def reply(self, max_body: int, max_kept: int | None = None) -> Reply:
-        """The next reply. A body over *max_body* is a fault; a value over *max_kept*
-        (default: any allowed) is read and dropped (``value`` None, ``length`` its size)."""
-        opcode, keylen, extlen, status, bodylen, opaque = self._header(max_body)
-        del self.inbox[:HEADER.size]
-        head = self.take(extlen + keylen)
-        length = bodylen - extlen - keylen
-        if max_kept is not None and length > max_kept:
-            self.skip(length)
-            value = None
-        else:
-            value = self.take(length)
-        return Reply(opcode, status, opaque, head[:extlen], head[extlen:], value, length)
+    def line(self, limit: int) -> bytes:
+        """The next text-protocol line, without its CR LF; a fault if none ends within
+        *limit* bytes (no memcached answers such a line)."""
+        inbox = self.inbox
+        searched = 0
+        while True:
+            end = inbox.find(b"\n", searched)
+            if end >= 0:
+                break
+            if len(inbox) > limit:
+                raise WireFault(f"sends a line longer than {limit} bytes: not memcached")
+            searched = len(inbox)
+            self.fill(searched + 1)
+        if end > limit:
+            raise WireFault(f"sends a line longer than {limit} bytes: not memcached")
+        text = bytes(inbox[:end - 1 if end and inbox[end - 1] == 13 else end])
+        del inbox[:end + 1]
+        return text
