@@ -36,8 +36,11 @@ def _number(text: str, what: str, entry: str, low: int, high: int) -> int:
 
 
 def _digits(text: str) -> tuple[str, str]:
-    """The leading decimal digits of *text* (after blanks, as strtoul reads), and the rest."""
+    """The leading decimal digits of *text* (after blanks and a plus sign, as strtoul
+    reads), and the rest."""
     stripped = text.lstrip(" \t")
+    if stripped[:1] == "+":
+        stripped = stripped[1:]
     end = 0
     while end < len(stripped) and stripped[end] in "0123456789":
         end += 1

@@ -73,6 +73,8 @@ CASES = {
     "two servers, buffered": (["-s", "{S}", "-B", "a.txt", "b.txt", "sub/c.gif"], {"servers": 2}),
     "servers separated by blanks": (["-s", "{S_BLANKS}", "a.txt", "b.txt"], {"servers": 2}),
     "trailing comma": (["-s", "{S},", "a.txt"], {}),
+    "port with a plus sign": (["-s", "{S_PLUS}", "a.txt"], {}),
+    "unknown hash": (["-s", "{S}", "-H", "bogus", "a.txt"], {}),
     "environment servers": (["a.txt", "b.txt"], {"env": "MEMCACHED_SERVERS"}),
     "unix socket": (["-s", "{SOCK}", "a.txt"], {"socket": True}),
     "missing file": (["-s", "{S}", "missing.txt", "a.txt"], {}),
@@ -102,6 +104,9 @@ ALLOWED = {
             "with a usage error instead of failing silently"),
     "directory": ({"exit": (0, 1), "items": True}, "C stores a directory as an empty item; "
                   "memccp-py reads regular files only: 'Is a directory', exit 1"),
+    "unknown hash": ({"exit": (0, 2), "items": True}, "C says it cannot find the hash and "
+                     "places keys with the default one; memccp-py refuses a hash it does not "
+                     "know (a typo would place keys where no reader looks): usage error"),
     "buffer": ({"exit": (1, 0), "items": True}, "C memccp -B fails a 900 KiB file (libmemcached's "
                "buffered mode); memccp-py pipelines it and stores every file"),
 }
@@ -134,7 +139,8 @@ def run_side(tool: list, case: str, work) -> tuple:
                     assert sock.recv(100) == b"STORED\r\n"
         names = {"S": ",".join(s.address for s in servers), "S1": servers[0].address,
                  "S_BLANKS": " ".join(s.address for s in servers), "SOCK": servers[0].address,
-                 "DOWN": f"127.0.0.1:{free_port()}"}
+                 "DOWN": f"127.0.0.1:{free_port()}",
+                 "S_PLUS": servers[0].address.replace(":", ":+", 1)}
         env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "PYTHONPATH": ROOT}
         if needs.get("env"):
             env[needs["env"]] = names["S"]

@@ -25,6 +25,7 @@ from memccp_py.servers import Server, parse_servers
     ("a:1,b:2,", [Server("a", 1, 1, None, "a:1"), Server("b", 2, 1, None, "b:2")]),
     ("h:11211 3", [Server("h", 11211, 3, None, "h:11211")]),  # a blank before the weight
     ("h:11211:0", [Server("h", 11211, 1, None, "h:11211")]),  # weight 0: the default
+    ("h:+11211:+2", [Server("h", 11211, 2, None, "h:11211")]),  # strtoul takes a plus sign
 ])
 def test_parse_servers(spec, expected):
     """Every documented form parses to host, port, weight and the name as written."""
