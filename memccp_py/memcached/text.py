@@ -7,6 +7,7 @@ parse are ever sent (keys are checked first), so a value is never read as comman
 
 from __future__ import annotations
 
+import re
 from collections import abc
 
 from memccp_py.errors import CopyError, ItemTooLargeError, KeyExistsError, KeyNotFoundError, StoreError
@@ -17,14 +18,17 @@ from memccp_py.memcached.transport import Closed, Wire, WireFault
 
 #: No reply line of memcached is longer (a VALUE line with a 250-byte key, an error text).
 MAX_LINE = 2048
+#: Bytes a text-protocol key cannot hold: they end the key, or the line.
+_UNCARRIED = re.compile(rb"[\x00-\x20\x7f]")
 _CLOSES = b"ERROR"
 
 
 def text_key_problem(key: bytes) -> str | None:
     """Why the text protocol cannot carry *key* (a blank or a control byte), or None."""
-    bad = next((b for b in key if b <= 0x20 or b == 0x7F), None)
-    if bad is None:
+    found = _UNCARRIED.search(key)
+    if found is None:
         return None
+    bad = found.group()[0]
     what = "a space" if bad == 0x20 else f"the control byte \\x{bad:02x}"
     return (f"key '{show(key)}' has {what}, which the text protocol cannot carry "
             "(--escape=nginx escapes it; --protocol=binary or meta carries it)")
