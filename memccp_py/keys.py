@@ -14,8 +14,6 @@ _TEXT_UNSAFE = bytes(range(0x21))
 #: Bytes nginx's memcached module sends %XX-escaped: space, %, controls.
 _NGINX_ESCAPED = frozenset(range(0x20)) | {0x20, 0x25}
 
-KEY_MODES = ("basename", "slash-basename", "relative", "absolute")
-
 
 def key_problem(key: bytes) -> "str | None":
     """Why memcached cannot store *key*, or None when it can."""

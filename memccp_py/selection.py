@@ -82,9 +82,6 @@ class Selection:
         self.include = [_pattern("--include", g) for g in include]
         self.exclude = [_pattern("--exclude", g) for g in exclude]
 
-    def __bool__(self) -> bool:
-        return bool(self.include or self.exclude)
-
     def wants_path(self, rel: str, is_dir: bool = False) -> bool:
         """:meth:`wants`, and no directory above *rel* excluded: for a path that does not come
         from a walk, which would not have entered an excluded directory."""

@@ -79,7 +79,8 @@ def run_case(runner, case: str, work, servers) -> tuple:
             assert text_command(server, b"set %s 0 0 %d\r\n%s" % (key, len(value), value),
                                 one_line=True) == b"STORED\r\n"
     names = {"S": ",".join(s.address for s in used), "S1": used[0].address,
-             "S_BLANKS": " ".join(s.address for s in used), "SOCK": used[0].address, "DOWN": down}
+             "S_BLANKS": " ".join(s.address for s in used), "SOCK": used[0].address, "DOWN": down,
+             "S_PLUS": used[0].address.replace(":", ":+", 1)}
     env = runner.env(LC_ALL="C.UTF-8", **needs.get("environ", {}))
     if needs.get("env"):
         env[needs["env"]] = names["S"]

@@ -12,7 +12,7 @@ import base64
 from collections import abc
 
 from memccp_py.items import Item
-from memccp_py.keys import show
+from memccp_py.keys import MAX_KEY_LENGTH, show
 from memccp_py.memcached.transport import WireFault
 from memccp_py.memcached.text import Text, text_key_problem, unexpected
 
@@ -32,7 +32,13 @@ class Meta(Text):
     name = "meta"
 
     def key_problem(self, key: bytes) -> str | None:
-        return None  # base64 carries any key
+        """base64 carries any key memcached's 250 bytes hold once encoded."""
+        problem = text_key_problem(key)
+        if problem is None or (len(key) + 2) // 3 * 4 <= MAX_KEY_LENGTH:
+            return None
+        return (problem.split(", which")[0] + f", and at {len(key)} bytes it is too long for "
+                "the meta protocol's base64 form (--escape=nginx escapes it; --protocol=binary "
+                "carries it)")
 
     def hello(self) -> None:
         self._request([b"mn\r\n"])
