@@ -3,10 +3,12 @@ what went wrong to the exit statuses the manual documents."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 from memccp_py.definition import build_parser
 from memccp_py.errors import MemccpError, UsageError
+from memccp_py.keys import printable
 from memccp_py.longopts import AbbreviationError, expand, parse, restore
 from memccp_py.streams import Guarded, fill_closed_descriptors
 
@@ -38,8 +40,11 @@ def main(argv: list[str] | None = None, *, parser=None, note: str | None = None)
         err.write(f"memccp: debug: {note}\n")
     try:
         from memccp_py.run import run
+        from memccp_py.settings import read_settings
 
-        status = run(args, sys.stdin, None if args.quiet else out, err)
+        warn = None if args.quiet else (lambda text: err.write(f"memccp: warning: {printable(text)}\n"))
+        settings = read_settings(args, os.environ, warn)
+        status = run(settings, sys.stdin, None if args.quiet else out, err)
     except UsageError as exc:
         status = _report(err, exc, EXIT_USAGE)
     except KeyboardInterrupt:
@@ -60,7 +65,5 @@ def main(argv: list[str] | None = None, *, parser=None, note: str | None = None)
 
 def _report(err, message: object, status: int) -> int:
     if err is not None:
-        from memccp_py.keys import printable
-
         err.write(f"memccp: {printable(str(message))}\n")
     return status

@@ -241,12 +241,3 @@ def _safety(group) -> None:
     add("--unique-keys", action="store_true",
         help="two files with one key are an error: the later one is not stored (default: a "
              "warning, the last one is stored)")
-
-
-def key_mode(args: argparse.Namespace) -> str:
-    """The key mode the options ask for, with C memccp's precedence."""
-    if args.absolute:
-        return "absolute"
-    if args.relative:
-        return "relative"
-    return "slash-basename" if args.slash_basename else "basename"

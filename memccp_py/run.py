@@ -1,108 +1,22 @@
-"""One memccp run from parsed options: check them, connect, copy, summarise."""
+"""One memccp run from its Settings: resolve the docroot, connect, copy, summarise."""
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import stat
 import sys
-import time
-from collections import abc
 
 from memccp_py.checks import report_evictions, verify
 from memccp_py.cluster import Cluster
 from memccp_py.copier import Options, Summary, copy_files
-from memccp_py.definition import key_mode
 from memccp_py.errors import MemccpError, UsageError
 from memccp_py.keys import printable, show
-from memccp_py.servers import parse_servers
 from memccp_py.reading import Stdin, reason
 from memccp_py.resolve import Refused, Scope
 from memccp_py.selection import Selection
+from memccp_py.settings import Settings
 from memccp_py.sources import all_paths, make_jobs
-
-#: memcached reads an expiry over this many seconds (30 days) as a unix time.
-MAX_RELATIVE_EXPIRY = 30 * 24 * 3600
-
-
-#: A password file's first line may be this long (bytes): it is read no further.
-MAX_PASSWORD_BYTES = 4096
-
-
-def _read_password_file(name: str, warn: abc.Callable[[str], None] | None) -> str:
-    """The first line of the password file *name*, read as bytes and never shown."""
-    what = f"--password-file {show(os.fsencode(name))}"
-    try:
-        with open(name, "rb") as handle:
-            mode = os.fstat(handle.fileno()).st_mode
-            if stat.S_ISDIR(mode):
-                raise UsageError(f"{what}: Is a directory")
-            if stat.S_ISREG(mode) and mode & 0o077 and warn is not None:
-                warn(f"{what} can be read by others than its owner "
-                     f"(mode {stat.S_IMODE(mode):04o}): chmod 600 it")
-            head = handle.read(MAX_PASSWORD_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"{what}: {exc.strerror or exc}") from None
-    line, newline, _ = head.partition(b"\n")
-    if not newline and len(head) > MAX_PASSWORD_BYTES:
-        raise UsageError(f"{what}: its first line is longer than {MAX_PASSWORD_BYTES} bytes")
-    try:
-        return line.rstrip(b"\r").decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{what}: the password is not valid UTF-8 (SASL PLAIN needs UTF-8)") from None
-
-
-def _password(args: argparse.Namespace, warn: abc.Callable[[str], None] | None) -> str | None:
-    """The SASL password: --password-file, --password, or $MEMCACHED_PASSWORD with --username."""
-    if args.password_file:
-        return _read_password_file(args.password_file, warn)
-    password = args.password
-    if password is None and args.username:
-        password = os.environ.get("MEMCACHED_PASSWORD")
-    try:
-        (password or "").encode("utf-8")
-    except UnicodeEncodeError:
-        raise UsageError("the password is not valid UTF-8 (SASL PLAIN needs UTF-8)") from None
-    return password
-
-
-def protocol(args: argparse.Namespace) -> str:
-    """--protocol, or binary for -b (as in C memccp), else auto."""
-    return args.protocol or ("binary" if args.binary else "auto")
-
-
-def _check(args: argparse.Namespace, password: str | None) -> None:
-    if args.udp:
-        raise UsageError("--udp is not supported: memccp-py stores over TCP or a unix socket; "
-                         "drop -U")
-    if args.binary and args.protocol not in (None, "binary"):
-        raise UsageError(f"-b (--binary) and --protocol={args.protocol} contradict each other")
-    if args.username and protocol(args) in ("text", "meta"):
-        raise UsageError(f"SASL (--username) needs the binary protocol, not --protocol="
-                         f"{protocol(args)}: memcached refuses SASL over text")
-    if not args.files and not args.files_from:
-        raise UsageError("no files given (see memccp --help)")
-    if args.key is not None and (len(args.files) != 1 or args.files_from or args.recursive):
-        raise UsageError(f"--key names one file, {len(args.files)} given"
-                         + (" and --files-from" if args.files_from else "")
-                         + (" with --recursive" if args.recursive else ""))
-    if args.expire > MAX_RELATIVE_EXPIRY and args.expire <= time.time():
-        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(args.expire))
-        raise UsageError(f"--expire {args.expire} is over 30 days, so memcached reads it as a "
-                         f"unix time, {when}, which is past: every item would expire at once")
-    if args.base == "":
-        raise UsageError("--docroot is empty (an unset variable?): name a directory")
-    if args.key is not None and args.base is not None:
-        raise UsageError("--key and --docroot cannot be used together")
-    if args.username and not password:
-        raise UsageError("SASL needs both --username and a password "
-                         "(--password, --password-file or MEMCACHED_PASSWORD)")
-    if args.files_from.count("-") + args.files.count("-") > 1:
-        raise UsageError("standard input (-) can be read once: as one FILE or one --files-from")
-    if args.index and args.base is None:
-        raise UsageError("--index needs --docroot: only then are keys URIs with directories")
-
 
 def _open_lists(names: list[str], stdin: io.TextIOBase | None, scope: Scope) -> list[io.BufferedIOBase]:
     """The --files-from streams: standard input, or a file or a pipe opened by the link
@@ -128,12 +42,12 @@ def _open_lists(names: list[str], stdin: io.TextIOBase | None, scope: Scope) -> 
     return streams
 
 
-def _scope(args: argparse.Namespace) -> Scope:
+def _scope(settings: Settings) -> Scope:
     """The link rule of the run; with --docroot, bounded by the docroot, resolved once now
     under that rule: the tree is what it resolves to."""
-    scope = Scope(follow_any=args.follow_any_link)
+    scope = Scope(follow_any=settings.follow_any_link)
     allowed = []
-    for directory in args.allow_links_into:
+    for directory in settings.allow_links_into:
         what = f"--allow-links-into {show(os.fsencode(directory))}"
         try:
             node = scope.resolve(None, directory)
@@ -142,76 +56,68 @@ def _scope(args: argparse.Namespace) -> Scope:
         if not node.is_dir:
             raise UsageError(f"{what}: Not a directory")
         allowed.append(node)
-    scope = Scope(follow_any=args.follow_any_link, allowed=tuple(allowed))
-    if args.base is None:
+    scope = Scope(follow_any=settings.follow_any_link, allowed=tuple(allowed))
+    if settings.docroot is None:
         return scope
-    what = f"--docroot {show(os.fsencode(args.base))}"
+    what = f"--docroot {show(os.fsencode(settings.docroot))}"
     try:
-        root = scope.resolve(None, args.base)
+        root = scope.resolve(None, settings.docroot)
     except (OSError, Refused) as exc:
         raise MemccpError(f"{what}: {reason(exc)}") from None
     if not root.is_dir:
         raise MemccpError(f"{what}: Not a directory")
-    return scope.tree(root, args.base)
+    return scope.tree(root, settings.docroot)
 
 
-def run(args: argparse.Namespace, stdin: io.TextIOBase | None, out: io.TextIOBase | None, err: io.TextIOBase) -> int:
-    """Copy what *args* asks for; return the exit status (0 all stored, 1 not)."""
-    warn = None if args.quiet else (lambda text: err.write(f"memccp: warning: {printable(text)}\n"))
-    password = _password(args, warn)
-    if password and not args.username:
-        if warn:
-            warn("a password without --username is ignored (as C memccp ignores it)")
-        password = None
-    _check(args, password)
-    scope = _scope(args)  # the docroot, resolved once, before any server is reached
-    spec = args.servers if args.servers is not None else os.environ.get("MEMCACHED_SERVERS", "")
-    servers = parse_servers(spec, warn)
-    if args.debug:
+def run(settings: Settings, stdin: io.TextIOBase | None, out: io.TextIOBase | None,
+        err: io.TextIOBase) -> int:
+    """Copy what *settings* ask for; return the exit status (0 all stored, 1 not)."""
+    scope = _scope(settings)  # the docroot, resolved once, before any server is reached
+    servers = settings.servers
+    if settings.debug:
         import logging
 
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(_PrintableFormatter("memccp: debug: %(name)s: %(message)s"))
         logging.basicConfig(level=logging.DEBUG, handlers=[handler])
         err.write(printable(f"memccp: debug: servers {', '.join(map(str, servers))}; "
-                            f"distribution {args.distribution}, hash {args.hash}") + "\n")
+                            f"distribution {settings.distribution}, hash {settings.hash_name}") + "\n")
     note = (lambda text: err.write(f"memccp: {printable(text)}\n")) \
-        if args.verbose and not args.quiet else None
-    cluster = Cluster(servers, distribution=args.distribution, hash_name=args.hash,
-                      timeout=args.timeout, username=args.username, password=password,
-                      retry_timeout=args.retry_timeout, protocol=protocol(args), note=note)
-    if args.wait is not None:
+        if settings.verbose and not settings.quiet else None
+    cluster = Cluster(servers, distribution=settings.distribution, hash_name=settings.hash_name,
+                      timeout=settings.timeout, username=settings.username, password=settings.password,
+                      retry_timeout=settings.retry_timeout, protocol=settings.protocol, note=note)
+    if settings.wait is not None:
         from memccp_py.wait import wait_for_servers
 
-        wait_for_servers(cluster.connections, args.wait, args.timeout)
-    lists = _open_lists(args.files_from, stdin, Scope(follow_any=args.follow_any_link))
-    selection = Selection(args.include, args.exclude) if args.include or args.exclude else None
-    files = [Stdin(getattr(stdin, "buffer", None)) if f == "-" else f for f in args.files]
-    jobs = make_jobs(all_paths(files, lists, args.null, args.recursive, selection, args.base,
+        wait_for_servers(cluster.connections, settings.wait, settings.timeout)
+    lists = _open_lists(settings.files_from, stdin, Scope(follow_any=settings.follow_any_link))
+    selection = Selection(settings.include, settings.exclude) \
+        if settings.include or settings.exclude else None
+    files = [Stdin(getattr(stdin, "buffer", None)) if f == "-" else f for f in settings.files]
+    jobs = make_jobs(all_paths(files, lists, settings.null, settings.recursive, selection, settings.docroot,
                                scope),
-                     key=None if args.key is None else os.fsencode(args.key),
-                     mode=key_mode(args), base=args.base, prefix=os.fsencode(args.prefix),
-                     escape=args.escape, unique_keys=args.unique_keys,
-                     suffix=os.fsencode(args.suffix), index=args.index)
-    options = Options(op=args.op, flags=args.flags, exptime=args.expire,
-                      buffered=args.buffer or bool(args.files_from) or args.recursive
-                      or args.base is not None,
-                      gzip_flag=args.gzip, verbose=args.verbose, warnings=not args.quiet,
-                      warn_keys=args.escape != "nginx" and not args.quiet,
-                      progress=err.isatty() and not args.verbose and not args.quiet,
-                      verify=args.verify)
+                     key=settings.key, mode=settings.key_mode, base=settings.docroot, prefix=settings.prefix,
+                     escape=settings.escape, unique_keys=settings.unique_keys, suffix=settings.suffix,
+                     index=settings.index)
+    options = Options(op=settings.op, flags=settings.flags, exptime=settings.expire,
+                      buffered=settings.buffered,
+                      gzip_flag=settings.gzip_flag, verbose=settings.verbose, warnings=not settings.quiet,
+                      warn_keys=settings.escape != "nginx" and not settings.quiet,
+                      progress=err.isatty() and not settings.verbose and not settings.quiet,
+                      verify=settings.verify)
     try:
         summary = copy_files(jobs, cluster, options, out, err)
         evicted = report_evictions(cluster, err)
-        unverified = verify(cluster, summary.written, err) if args.verify else 0
+        unverified = verify(cluster, summary.written, err) if settings.verify else 0
     finally:
         cluster.close()
         for stream in lists:
             if stream is not getattr(stdin, "buffer", None):
                 stream.close()
-    if args.verbose and not args.quiet:
+    if settings.verbose and not settings.quiet:
         err.write(_summary_line(summary))
-    if args.verify and args.verbose and not args.quiet:
+    if settings.verify and settings.verbose and not settings.quiet:
         err.write(f"memccp: verified {sum(map(len, summary.written.values()))} items, "
                   f"{unverified} missing or different\n")
     ok = summary.failed == 0 and summary.files == summary.stored and not evicted and not unverified
