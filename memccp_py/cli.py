@@ -10,11 +10,11 @@ from memccp_py.definition import build_parser
 from memccp_py.errors import MemccpError, UsageError
 from memccp_py.keys import printable
 from memccp_py.longopts import AbbreviationError, expand, parse, restore
+from memccp_py.status import ExitStatus
 from memccp_py.streams import Guarded, fill_closed_descriptors
 
 __all__ = ["build_parser", "main"]
 
-EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 1, 2, 70, 130
 
 
 def main(argv: list[str] | None = None, *, parser=None, note: str | None = None) -> int:
@@ -46,19 +46,19 @@ def main(argv: list[str] | None = None, *, parser=None, note: str | None = None)
         settings = read_settings(args, os.environ, warn)
         status = run(settings, sys.stdin, None if args.quiet else out, err)
     except UsageError as exc:
-        status = _report(err, exc, EXIT_USAGE)
+        status = _report(err, exc, ExitStatus.USAGE)
     except KeyboardInterrupt:
-        status = _report(err, "interrupted", EXIT_INTERRUPTED)
+        status = _report(err, "interrupted", ExitStatus.INTERRUPTED)
     except MemoryError:
-        status = _report(err, "out of memory: the run stopped", EXIT_FAILED)
+        status = _report(err, "out of memory: the run stopped", ExitStatus.FAILURE)
     except (MemccpError, OSError) as exc:
         if args.debug:
             raise
-        status = _report(err, exc, EXIT_FAILED)
+        status = _report(err, exc, ExitStatus.FAILURE)
     except Exception as exc:  # a bug: say so in one line; --debug shows the traceback
         if args.debug:
             raise
-        status = _report(err, f"internal error: {exc!r} (--debug shows where)", EXIT_INTERNAL)
+        status = _report(err, f"internal error: {exc!r} (--debug shows where)", ExitStatus.INTERNAL)
     out.flush()  # the reader may have left early (| head); the copy went on regardless
     return status
 

@@ -11,8 +11,8 @@ import sys
 from memccp_py import __version__
 from memccp_py.manual import DESCRIPTION, MAN_SECTIONS
 from memccp_py.names import DEFAULT_RETRY_TIMEOUT, DISTRIBUTIONS, HASH_NAMES, PROTOCOLS
+from memccp_py.status import ExitStatus
 
-EXIT_USAGE = 2
 DEFAULT_TIMEOUT = 3.0
 
 
@@ -94,7 +94,7 @@ class Parser(argparse.ArgumentParser):
         from memccp_py.keys import printable
 
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {printable(message)}\n")
+        self.exit(ExitStatus.USAGE, f"{self.prog}: error: {printable(message)}\n")
 
 
 def build_parser() -> Parser:

@@ -127,5 +127,7 @@ MAN_SECTIONS = [
     {"heading": "Exit status",
      "content": "0: every file stored. 1: some file or server failed (each is named on standard "
                 "error). 2: usage error, nothing was stored. 70: internal error, a bug in memccp: "
-                "please report it with the output of --debug. 130: interrupted (Ctrl-C)."},
+                "please report it with the output of --debug. 120: standard output could not be "
+                "flushed at the end. 130: interrupted (Ctrl-C). Killed by signal N, as a shell "
+                "shows it: 128 plus N."},
 ]

@@ -16,6 +16,7 @@ from memccp_py.reading import Stdin, reason
 from memccp_py.resolve import Refused, Scope
 from memccp_py.selection import Selection
 from memccp_py.settings import Settings
+from memccp_py.status import ExitStatus
 from memccp_py.sources import all_paths, make_jobs
 
 def _open_lists(names: list[str], stdin: io.TextIOBase | None, scope: Scope) -> list[io.BufferedIOBase]:
@@ -121,7 +122,7 @@ def run(settings: Settings, stdin: io.TextIOBase | None, out: io.TextIOBase | No
         err.write(f"memccp: verified {sum(map(len, summary.written.values()))} items, "
                   f"{unverified} missing or different\n")
     ok = summary.failed == 0 and summary.files == summary.stored and not evicted and not unverified
-    return 0 if ok else 1
+    return ExitStatus.SUCCESS if ok else ExitStatus.FAILURE
 
 
 class _PrintableFormatter:

@@ -38,3 +38,15 @@ def test_man_page_documents_every_option():
         for option in action.option_strings if action.dest != "help" else ["-h"]:
             # as an option of its own, in bold: -F is not found inside --flag
             assert re.search(r"(\\fB|\[)" + re.escape(option) + r"(\\fR|[] =,])", text), option
+
+
+def test_every_exit_status_is_documented():
+    """Each status of ExitStatus is named in the manual's Exit status section, and no other."""
+    import re
+
+    from memccp_py.manual import MAN_SECTIONS
+    from memccp_py.status import ExitStatus
+
+    section = next(s["content"] for s in MAN_SECTIONS if s["heading"] == "Exit status")
+    statuses = {value for name, value in vars(ExitStatus).items() if name.isupper()}
+    assert {int(n) for n in re.findall(r"\b(\d+):", section)} == statuses
