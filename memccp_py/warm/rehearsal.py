@@ -20,7 +20,7 @@ import sys
 import threading
 from collections import abc
 
-from memccp_py.memcached.frames import HEADER, NOOP as _NOOP, RESPONSE as _RESPONSE, STAT as _STAT
+from memccp_py.memcached.frames import HEADER, NOOP, STAT, response
 
 #: The most the stand-in or the rehearsal waits for the other, in seconds: a caller that
 #: comes meanwhile waits as long at worst.
@@ -42,10 +42,6 @@ def listen_unix(path: str, backlog: int) -> socket.socket:
         listener.close()
         raise
     return listener
-
-
-def _answer(opcode: int, opaque: int, key: bytes = b"", value: bytes = b"") -> bytes:
-    return HEADER.pack(_RESPONSE, opcode, len(key), 0, 0, 0, len(key) + len(value), opaque, 0) + key + value
 
 
 def _fill(conn: socket.socket, received: bytes, size: int) -> bytes | None:
@@ -77,10 +73,10 @@ def _stand_in(listener: socket.socket) -> None:
                 if received is None:
                     return
                 received = received[HEADER.size + bodylen:]
-                if opcode == _STAT:
-                    conn.sendall(_answer(_STAT, opaque, b"evictions", b"0") + _answer(_STAT, opaque))
-                elif opcode == _NOOP:
-                    conn.sendall(_answer(_NOOP, opaque))
+                if opcode == STAT:
+                    conn.sendall(response(STAT, opaque, b"evictions", b"0") + response(STAT, opaque))
+                elif opcode == NOOP:
+                    conn.sendall(response(NOOP, opaque))
         except OSError:
             return
 
