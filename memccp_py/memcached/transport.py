@@ -82,6 +82,15 @@ def describe_socket_error(exc: BaseException, timeout: float | None) -> str:
     return str(exc) or "connection closed by the server"
 
 
+def _fault(exc: OSError, timeout: float | None) -> WireFault:
+    """The fault a socket error is: a reset is the server closing (a proxy that closes
+    without reading our request resets the connection)."""
+    reason = describe_socket_error(exc, timeout)
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+        return Closed(reason)
+    return WireFault(reason)
+
+
 def _coalesced(parts: abc.Iterable[bytes]) -> abc.Iterator[bytes]:
     """*parts* with runs of small ones joined (fewer system calls); large ones as they are."""
     small: list[bytes] = []
@@ -169,7 +178,7 @@ class Wire:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            raise WireFault(describe_socket_error(exc, self.timeout)) from None
+            raise _fault(exc, self.timeout) from None
         if not chunk:
             raise Closed("connection closed by the server")
         self.heard = True
@@ -190,7 +199,7 @@ class Wire:
                     continue
                 except OSError as exc:
                     self._take_what_came()
-                    raise WireFault(describe_socket_error(exc, self.timeout)) from None
+                    raise _fault(exc, self.timeout) from None
                 view = view[sent:]
                 self._count(sent)
         self.start()
