@@ -8,7 +8,7 @@ import os
 import pytest
 
 from conftest import SASL_PASSWORD, start_memcached, stop, text_get
-from helpers import run
+from helpers import make_files, placed_on, run
 from memccp_py.cluster import Cluster
 from memccp_py.servers import parse_servers
 from peers import FAULTS, SlowLink
@@ -37,22 +37,6 @@ def fault_case(request, peers):
 @pytest.fixture(params=["auth refused", "auth required", "text-only memcached (-B ascii)", *FAULTS])
 def fault(request, peers):
     return fault_case(request, peers)
-
-
-def make_files(tmp_path, count):
-    paths = []
-    for i in range(count):
-        path = tmp_path / f"f{i:02}.txt"
-        path.write_bytes(b"content of file %d" % i)
-        paths.append(str(path))
-    return paths
-
-
-def placed_on(servers: str, paths, index):
-    """The paths whose key (base name) the cluster places on server *index*."""
-    cluster = Cluster(parse_servers(servers))
-    target = cluster.connections[index]
-    return [p for p in paths if cluster.route(os.fsencode(os.path.basename(p)))[0] is target]
 
 
 @pytest.mark.parametrize("path", PATHS)

@@ -1,0 +1,109 @@
+"""Faults of text- and meta-protocol servers stay per server and per file, as in the
+binary fault matrix (test_faults.py): the faulty peer's files are named with the reason,
+the real memcached beside it gets its files; the same lines unbuffered and with -B."""
+
+import os
+import threading
+
+import pytest
+
+from conftest import dump_items
+from helpers import make_files, placed_on, run
+from peers import TEXT_FAULTS, close_at_second, like_text_memcached, stored
+
+PATHS = ["unbuffered", "pipelined"]
+CASES = [(name, protocol) for name, (_, _, protocols) in TEXT_FAULTS.items() for protocol in protocols]
+
+
+def buffering(path):
+    return ["-B"] if path == "pipelined" else []
+
+
+def expected_items(paths):
+    return {os.path.basename(p).encode(): (0, open(p, "rb").read(), -1) for p in paths}
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("name,protocol", CASES, ids=[f"{n}-{p}" for n, p in CASES])
+def test_server_fault_fails_only_its_files(memcached, peers, tmp_path, capsys, name, protocol, path):
+    """Each fault of a text or meta peer fails exactly its files, named with the reason; the
+    real memcached gets its files; the -v summary; exit 1."""
+    serve, reason, _ = TEXT_FAULTS[name]
+    bad = peers(serve).address
+    servers = f"{memcached.address},{bad}"
+    paths = make_files(tmp_path, 12)
+    failed = placed_on(servers, paths, 1)
+    good = [p for p in paths if p not in failed]
+    assert failed and good
+    code, out, err = run(capsys, *buffering(path), "-v", f"--protocol={protocol}", "--timeout=0.5",
+                         "-s", servers, *paths)
+    size = sum(os.path.getsize(p) for p in good)
+    assert (code, out) == (1, "".join(os.path.basename(p) + "\n" for p in good))
+    assert err == "".join(f"memccp: {p}: server {bad}: {reason}\n" for p in failed) + (
+        f"memccp: 12 files, {len(good)} stored ({size} bytes), {len(failed)} failed\n")
+    assert dump_items(memcached) == expected_items(good)
+
+
+class Refusing:
+    """A text/meta peer that refuses some keys with a SERVER_ERROR line and answers the
+    others as stored, keeping what it stored."""
+
+    LINES = {b"oom.txt": b"SERVER_ERROR out of memory storing object",
+             b"huge.txt": b"SERVER_ERROR object too large for cache",
+             b"odd.txt": b"SERVER_ERROR disk\x01 on fire"}
+
+    def __init__(self):
+        self.items = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, sock, words, data, count):
+        key = words[1]
+        if key in self.LINES:
+            sock.sendall(self.LINES[key] + b"\r\n")
+            return
+        with self.lock:
+            self.items[key] = data
+        sock.sendall(stored(words))
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("protocol", ["text", "meta"])
+def test_server_errors_fail_single_items(peers, tmp_path, capsys, protocol, path):
+    """SERVER_ERROR for single items of a batch (out of memory, too large, any other text)
+    fails those files, each with its message; the others are stored; the summary; exit 1."""
+    refusing = Refusing()
+    peer = peers(like_text_memcached(refusing))
+    names = ["a.txt", "oom.txt", "b.txt", "huge.txt", "odd.txt", "c.txt"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"data of " + name.encode())
+    paths = [str(tmp_path / n) for n in names]
+    code, out, err = run(capsys, *buffering(path), "-v", f"--protocol={protocol}", "-s", peer.address,
+                         *paths)
+    assert (code, out) == (1, "a.txt\nb.txt\nc.txt\n")
+    assert err == (f"memccp: {paths[1]}: the server is out of memory\n"
+                   f"memccp: {paths[3]}: value is larger than the server's item size limit (memcached -I)\n"
+                   f"memccp: {paths[4]}: the server answered: disk\\x01 on fire\n"
+                   "memccp: 6 files, 3 stored (39 bytes), 3 failed\n")
+    assert refusing.items == {n.encode(): b"data of " + n.encode() for n in ("a.txt", "b.txt", "c.txt")}
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("protocol", ["text", "meta"])
+def test_close_mid_batch(memcached, peers, tmp_path, capsys, protocol, path):
+    """A peer that answers one store and closes at the next: the files it did not answer are
+    named 'connection closed by the server'; the real memcached gets its files; exit 1."""
+    bad = peers(like_text_memcached(close_at_second)).address
+    servers = f"{memcached.address},{bad}"
+    paths = make_files(tmp_path, 12)
+    on_peer = placed_on(servers, paths, 1)
+    # unbuffered, each file is a batch: the first is answered; pipelined, the whole batch
+    # fails with the fault, the answered item too (nothing proves it stayed stored)
+    failed = on_peer[1:] if path == "unbuffered" else on_peer
+    good = [p for p in paths if p not in failed]
+    code, out, err = run(capsys, *buffering(path), "-v", f"--protocol={protocol}", "-s", servers, *paths)
+    size = sum(os.path.getsize(p) for p in good)
+    assert (code, out) == (1, "".join(os.path.basename(p) + "\n" for p in good))
+    assert err == "".join(f"memccp: {p}: server {bad}: connection closed by the server\n"
+                          for p in failed) + (
+        f"memccp: 12 files, {len(good)} stored ({size} bytes), {len(failed)} failed\n")
+    assert dump_items(memcached) == expected_items([p for p in good if p not in on_peer])
