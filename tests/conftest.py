@@ -166,6 +166,18 @@ def one_mb_memcached() -> Iterator[Memcached]:
     yield from _fresh("-I", "1m")
 
 
+@pytest.fixture
+def twemproxy(tmp_path_factory):
+    """nutcracker (twemproxy) on a free port in front of two fresh memcached servers."""
+    from twemproxy import NUTCRACKER, start_twemproxy, stop_twemproxy
+
+    if not os.path.exists(NUTCRACKER):
+        pytest.skip("nutcracker (twemproxy) is not installed")
+    proxy = start_twemproxy([start_memcached(), start_memcached()], tmp_path_factory.mktemp("nc"))
+    yield proxy
+    stop_twemproxy(proxy)
+
+
 #: The SASL password of user alice on the ``sasl_memcached`` server.
 SASL_PASSWORD = "s3cret-Pa55"
 
