@@ -293,3 +293,21 @@ TEXT_FAULTS = {
     "bad opaque": (like_text_memcached(lambda s, w, d, c: s.sendall(b"HD O%d\r\n" % (c + 1000))),
                    "answered a request never sent (bad opaque)", ("meta",)),
 }
+
+
+def like_twemproxy(version: bytes, items: dict) -> Callable[[socket.socket], None]:
+    """A peer acting as twemproxy: it closes the connection at a binary request, at mn and at
+    stats, answers version with the line *version*, and stores set lines into *items*."""
+    def serve(sock: socket.socket) -> None:
+        if sock.recv(1, socket.MSG_PEEK)[:1] == b"\x80":
+            sock.recv(1 << 16)  # read, then closed: a FIN, not a reset for unread bytes
+            return
+        for words, data in text_requests(sock):
+            if words[:1] == [b"version"]:
+                sock.sendall(version + b"\r\n")
+            elif words[:1] != [b"set"]:
+                return
+            else:
+                items[words[1]] = (int(words[2]), data)
+                sock.sendall(b"STORED\r\n")
+    return serve

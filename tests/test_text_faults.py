@@ -9,7 +9,7 @@ import pytest
 
 from conftest import dump_items
 from helpers import make_files, placed_on, run
-from peers import TEXT_FAULTS, close_at_second, like_text_memcached, stored
+from peers import TEXT_FAULTS, close_at_second, like_text_memcached, like_twemproxy, stored
 
 PATHS = ["unbuffered", "pipelined"]
 CASES = [(name, protocol) for name, (_, _, protocols) in TEXT_FAULTS.items() for protocol in protocols]
@@ -107,3 +107,24 @@ def test_close_mid_batch(memcached, peers, tmp_path, capsys, protocol, path):
                           for p in failed) + (
         f"memccp: 12 files, {len(good)} stored ({size} bytes), {len(failed)} failed\n")
     assert dump_items(memcached) == expected_items([p for p in good if p not in on_peer])
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("version", [b"VERSION 0.5.0", b"SERVER_ERROR Connection refused"],
+                         ids=["version answered", "version refused"])
+def test_auto_speaks_text_to_a_proxy(peers, tmp_path, capsys, version, path):
+    """auto against a peer acting as twemproxy (it closes at binary, mn and stats; 'version'
+    answered, or refused with SERVER_ERROR as for a backend down): text, the two -v notes,
+    every file stored; exit 0."""
+    items = {}
+    peer = peers(like_twemproxy(version, items))
+    paths = make_files(tmp_path, 5)
+    code, out, err = run(capsys, *buffering(path), "-v", "-F", "3", "-s", peer.address, *paths)
+    at = f"memccp: server {peer.address}"
+    size = sum(os.path.getsize(p) for p in paths)
+    assert (code, out) == (0, "".join(os.path.basename(p) + "\n" for p in paths))
+    assert err == (f"{at} rejects the binary protocol (it closed the connection at the first "
+                   "binary request): speaking text to it\n"
+                   f"{at} answers no statistics (a proxy?): evictions and item sizes there are "
+                   f"unknown\nmemccp: 5 files, 5 stored ({size} bytes), 0 failed\n")
+    assert items == {os.path.basename(p).encode(): (3, open(p, "rb").read()) for p in paths}
