@@ -295,12 +295,14 @@ TEXT_FAULTS = {
 }
 
 
-def like_twemproxy(version: bytes, items: dict) -> Callable[[socket.socket], None]:
-    """A peer acting as twemproxy: it closes the connection at a binary request, at mn and at
-    stats, answers version with the line *version*, and stores set lines into *items*."""
+def like_twemproxy(version: bytes, items: dict, reset: bool = False) -> Callable[[socket.socket], None]:
+    """A peer acting as twemproxy: it closes the connection at a binary request (*reset*:
+    without reading it, so the close is a reset), at mn and at stats, answers version with
+    the line *version*, and stores set lines into *items*."""
     def serve(sock: socket.socket) -> None:
         if sock.recv(1, socket.MSG_PEEK)[:1] == b"\x80":
-            sock.recv(1 << 16)  # read, then closed: a FIN, not a reset for unread bytes
+            if not reset:
+                sock.recv(1 << 16)  # read, then closed: a FIN, not a reset for unread bytes
             return
         for words, data in text_requests(sock):
             if words[:1] == [b"version"]:

@@ -110,14 +110,17 @@ def test_close_mid_batch(memcached, peers, tmp_path, capsys, protocol, path):
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("version", [b"VERSION 0.5.0", b"SERVER_ERROR Connection refused"],
-                         ids=["version answered", "version refused"])
-def test_auto_speaks_text_to_a_proxy(peers, tmp_path, capsys, version, path):
+@pytest.mark.parametrize("version,reset", [(b"VERSION 0.5.0", False),
+                                           (b"SERVER_ERROR Connection refused", False),
+                                           pytest.param(b"VERSION 0.5.0", True, marks=pytest.mark.xfail(
+                                               strict=True, reason="a reset is not taken for a close"))],
+                         ids=["version answered", "version refused", "binary reset"])
+def test_auto_speaks_text_to_a_proxy(peers, tmp_path, capsys, version, reset, path):
     """auto against a peer acting as twemproxy (it closes at binary, mn and stats; 'version'
-    answered, or refused with SERVER_ERROR as for a backend down): text, the two -v notes,
-    every file stored; exit 0."""
+    answered, or refused with SERVER_ERROR as for a backend down; the binary request closed
+    unread, a reset): text, the two -v notes, every file stored; exit 0."""
     items = {}
-    peer = peers(like_twemproxy(version, items))
+    peer = peers(like_twemproxy(version, items, reset))
     paths = make_files(tmp_path, 5)
     code, out, err = run(capsys, *buffering(path), "-v", "-F", "3", "-s", peer.address, *paths)
     at = f"memccp: server {peer.address}"
