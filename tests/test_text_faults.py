@@ -112,8 +112,7 @@ def test_close_mid_batch(memcached, peers, tmp_path, capsys, protocol, path):
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("version,reset", [(b"VERSION 0.5.0", False),
                                            (b"SERVER_ERROR Connection refused", False),
-                                           pytest.param(b"VERSION 0.5.0", True, marks=pytest.mark.xfail(
-                                               strict=True, reason="a reset is not taken for a close"))],
+                                           (b"VERSION 0.5.0", True)],
                          ids=["version answered", "version refused", "binary reset"])
 def test_auto_speaks_text_to_a_proxy(peers, tmp_path, capsys, version, reset, path):
     """auto against a peer acting as twemproxy (it closes at binary, mn and stats; 'version'
