@@ -45,46 +45,55 @@ def test_server_fault_fails_only_its_files(memcached, peers, tmp_path, capsys, n
 
 
 class Refusing:
-    """A text/meta peer that refuses some keys with a SERVER_ERROR line and answers the
-    others as stored, keeping what it stored."""
+    """A text/meta peer that answers the stores of some keys with a SERVER_ERROR line
+    (*lines*: key -> line) and the others as stored, keeping what it stored."""
 
-    LINES = {b"oom.txt": b"SERVER_ERROR out of memory storing object",
-             b"huge.txt": b"SERVER_ERROR object too large for cache",
-             b"odd.txt": b"SERVER_ERROR disk\x01 on fire"}
-
-    def __init__(self):
+    def __init__(self, lines):
+        self.lines = lines
         self.items = {}
         self.lock = threading.Lock()
 
     def __call__(self, sock, words, data, count):
         key = words[1]
-        if key in self.LINES:
-            sock.sendall(self.LINES[key] + b"\r\n")
+        if key in self.lines:
+            sock.sendall(self.lines[key] + b"\r\n")
             return
         with self.lock:
             self.items[key] = data
         sock.sendall(stored(words))
 
 
+REFUSALS = [(b"SERVER_ERROR out of memory storing object", "the server is out of memory"),
+            (b"SERVER_ERROR object too large for cache",
+             "value is larger than the server's item size limit (memcached -I)"),
+            (b"SERVER_ERROR disk\x01 on fire", "the server answered: disk\\x01 on fire")]
+
+
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("protocol", ["text", "meta"])
-def test_server_errors_fail_single_items(peers, tmp_path, capsys, protocol, path):
+def test_server_errors_fail_single_items(memcached, peers, tmp_path, capsys, protocol, path):
     """SERVER_ERROR for single items of a batch (out of memory, too large, any other text)
-    fails those files, each with its message; the others are stored; the summary; exit 1."""
-    refusing = Refusing()
+    fails those files, each with its message; the peer's other files are stored, the real
+    memcached beside it gets its files; the summary; exit 1."""
+    paths = make_files(tmp_path, 12)
+    refusing = Refusing({})
     peer = peers(like_text_memcached(refusing))
-    names = ["a.txt", "oom.txt", "b.txt", "huge.txt", "odd.txt", "c.txt"]
-    for name in names:
-        (tmp_path / name).write_bytes(b"data of " + name.encode())
-    paths = [str(tmp_path / n) for n in names]
-    code, out, err = run(capsys, *buffering(path), "-v", f"--protocol={protocol}", "-s", peer.address,
+    servers = f"{memcached.address},{peer.address}"
+    on_peer = placed_on(servers, paths, 1)
+    refused = on_peer[:3]
+    assert len(on_peer) > 3 and len(on_peer) < len(paths)
+    refusing.lines.update((os.path.basename(p).encode(), line)
+                          for p, (line, _) in zip(refused, REFUSALS))
+    good = [p for p in paths if p not in refused]
+    code, out, err = run(capsys, *buffering(path), "-v", f"--protocol={protocol}", "-s", servers,
                          *paths)
-    assert (code, out) == (1, "a.txt\nb.txt\nc.txt\n")
-    assert err == (f"memccp: {paths[1]}: the server is out of memory\n"
-                   f"memccp: {paths[3]}: value is larger than the server's item size limit (memcached -I)\n"
-                   f"memccp: {paths[4]}: the server answered: disk\\x01 on fire\n"
-                   "memccp: 6 files, 3 stored (39 bytes), 3 failed\n")
-    assert refusing.items == {n.encode(): b"data of " + n.encode() for n in ("a.txt", "b.txt", "c.txt")}
+    size = sum(os.path.getsize(p) for p in good)
+    assert (code, out) == (1, "".join(os.path.basename(p) + "\n" for p in good))
+    assert err == "".join(f"memccp: {p}: {why}\n" for p, (_, why) in zip(refused, REFUSALS)) + (
+        f"memccp: 12 files, 9 stored ({size} bytes), 3 failed\n")
+    assert refusing.items == {os.path.basename(p).encode(): open(p, "rb").read()
+                              for p in on_peer[3:]}
+    assert dump_items(memcached) == expected_items([p for p in paths if p not in on_peer])
 
 
 @pytest.mark.parametrize("path", PATHS)
