@@ -51,27 +51,28 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def wait_until_answers(host: str, port: int, process: subprocess.Popen, seconds: float = 10,
-                       path: Optional[str] = None) -> None:
-    """Return once memcached answers a binary-protocol NOOP (SASL servers answer it too), fail if
-    it dies or stays silent."""
+                       path: Optional[str] = None, text: bool = False) -> None:
+    """Return once memcached answers a binary-protocol NOOP (SASL servers answer it too), or
+    with *text* a text-protocol ``version``; fail if it dies or stays silent."""
+    question, answer = (b"version\r\n", b"VERSION") if text else (bytes([0x80, 0x0A]) + bytes(22), b"\x81")
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"memcached exited with {process.returncode}")
+            raise RuntimeError(f"{process.args[0]} exited with {process.returncode}")
         try:
             with connect(Memcached(host, port, process, path), timeout=1) as sock:
-                sock.sendall(bytes([0x80, 0x0A]) + bytes(22))
-                if sock.recv(24)[:1] == b"\x81":
+                sock.sendall(question)
+                if sock.recv(24).startswith(answer):
                     return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"memcached on {path or f'{host}:{port}'} did not answer")
+    raise RuntimeError(f"{process.args[0]} on {path or f'{host}:{port}'} did not answer")
 
 
 def start_memcached(*extra: str, host: str = "127.0.0.1", env: Optional[dict] = None,
-                    unix_path: Optional[str] = None, port: int = 0) -> Memcached:
+                    unix_path: Optional[str] = None, port: int = 0, text: bool = False) -> Memcached:
     """Start a throwaway memcached on *port* (default: a free loopback port), or on the unix
-    socket *unix_path*; return once it answers."""
+    socket *unix_path*; return once it answers (*text*: in the text protocol, for -B ascii)."""
     if not os.path.exists(MEMCACHED):
         pytest.skip("memcached is not installed")
     port = 0 if unix_path else port or free_port(host)
@@ -81,7 +82,7 @@ def start_memcached(*extra: str, host: str = "127.0.0.1", env: Optional[dict] = 
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                env=env)
     try:
-        wait_until_answers(host, port, process, path=unix_path)
+        wait_until_answers(host, port, process, path=unix_path, text=text)
     except Exception:
         process.kill()
         raise
@@ -139,6 +140,42 @@ def as_nobody() -> Iterator[Tuple[Path, Callable[..., subprocess.CompletedProces
 
     yield top, run
     shutil.rmtree(top)
+
+
+def _fresh(*extra: str, text: bool = False) -> Iterator[Memcached]:
+    server = start_memcached(*extra, text=text)
+    yield server
+    stop(server)
+
+
+@pytest.fixture
+def ascii_memcached() -> Iterator[Memcached]:
+    """A fresh memcached -B ascii: it speaks only the text (and meta) protocol."""
+    yield from _fresh("-B", "ascii", text=True)
+
+
+@pytest.fixture
+def binary_memcached() -> Iterator[Memcached]:
+    """A fresh memcached -B binary: it speaks only the binary protocol."""
+    yield from _fresh("-B", "binary")
+
+
+@pytest.fixture
+def one_mb_memcached() -> Iterator[Memcached]:
+    """A fresh memcached -I 1m: no item over 1 MB."""
+    yield from _fresh("-I", "1m")
+
+
+@pytest.fixture
+def twemproxy(tmp_path_factory):
+    """nutcracker (twemproxy) on a free port in front of two fresh memcached servers."""
+    from twemproxy import NUTCRACKER, start_twemproxy, stop_twemproxy
+
+    if not os.path.exists(NUTCRACKER):
+        pytest.skip("nutcracker (twemproxy) is not installed")
+    proxy = start_twemproxy([start_memcached(), start_memcached()], tmp_path_factory.mktemp("nc"))
+    yield proxy
+    stop_twemproxy(proxy)
 
 
 #: The SASL password of user alice on the ``sasl_memcached`` server.
@@ -202,6 +239,21 @@ def text_get(server: Memcached, key: bytes) -> Optional[Tuple[int, bytes]]:
         value = reader.read(int(length) + 2)
         assert value.endswith(b"\r\n") and reader.readline() == b"END\r\n"
         return int(flags), value[:-2]
+
+
+def binary_get(server: Memcached, key: bytes) -> Optional[Tuple[int, bytes]]:
+    """(flags, value) of *key* read with a binary-protocol GET (any key bytes), or None."""
+    with connect(server) as sock:
+        sock.sendall(bytes([0x80, 0x00]) + len(key).to_bytes(2, "big") + bytes(4)
+                     + len(key).to_bytes(4, "big") + bytes(12) + key)
+        reader = sock.makefile("rb")
+        head = reader.read(24)
+        status, length = int.from_bytes(head[6:8], "big"), int.from_bytes(head[8:12], "big")
+        body = reader.read(length)
+        if status == 1:  # not found
+            return None
+        assert status == 0 and head[4] == 4, head
+        return int.from_bytes(body[:4], "big"), body[4:]
 
 
 def ttl(server: Memcached, key: bytes) -> int:

@@ -1,8 +1,11 @@
 """Small helpers shared by the tests."""
 
+import os
 from typing import Tuple
 
 from memccp_py.cli import main
+from memccp_py.cluster import Cluster
+from memccp_py.servers import parse_servers
 
 
 def run(capsys, *argv: str) -> Tuple[int, str, str]:
@@ -24,3 +27,20 @@ class About:
 
     def __repr__(self) -> str:
         return f"About({self.seconds})"
+
+
+def make_files(tmp_path, count):
+    """*count* small files f00.txt, f01.txt... in *tmp_path*; their paths."""
+    paths = []
+    for i in range(count):
+        path = tmp_path / f"f{i:02}.txt"
+        path.write_bytes(b"content of file %d" % i)
+        paths.append(str(path))
+    return paths
+
+
+def placed_on(servers: str, paths, index):
+    """The paths whose key (base name) the cluster places on server *index*."""
+    cluster = Cluster(parse_servers(servers))
+    target = cluster.connections[index]
+    return [p for p in paths if cluster.route(os.fsencode(os.path.basename(p)))[0] is target]

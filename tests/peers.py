@@ -211,3 +211,105 @@ class SlowLink:
 
     def close(self) -> None:
         self.peer.close()
+
+
+# -- text and meta peers ----------------------------------------------------------
+
+STORES = (b"set", b"add", b"replace", b"ms")
+
+
+def text_requests(sock: socket.socket):
+    """(words of the command line, the data block of a store) for each request the client
+    sends in the text or meta protocol, until it closes."""
+    reader = sock.makefile("rb")
+    while True:
+        line = reader.readline(4096)
+        if not line:
+            return
+        words = line.split()
+        data = b""
+        if words and words[0] in STORES:
+            length = int(words[2] if words[0] == b"ms" else words[4])
+            data = reader.read(length + 2)[:-2]
+        yield words, data
+
+
+def stored(words: List[bytes]) -> bytes:
+    """The reply to a successful store: STORED, or HD with the request's opaque (meta)."""
+    return b"HD " + next(w for w in words if w.startswith(b"O")) + b"\r\n" \
+        if words[0] == b"ms" else b"STORED\r\n"
+
+
+def like_text_memcached(on_store: Callable) -> Callable[[socket.socket], None]:
+    """A peer that answers version, mn and stats as an empty memcached and hands each store
+    to *on_store*(sock, words, data, count) (count: stores seen on this connection before it),
+    which answers it, or returns False to end the connection."""
+    def serve(sock: socket.socket) -> None:
+        count = 0
+        for words, data in text_requests(sock):
+            if words[:1] == [b"version"]:
+                sock.sendall(b"VERSION 1.6.99\r\n")
+            elif words[:1] == [b"mn"]:
+                sock.sendall(b"MN\r\n")
+            elif words[:1] == [b"stats"]:
+                sock.sendall(b"STAT evictions 0\r\nEND\r\n" if len(words) == 1 else b"END\r\n")
+            elif words[:1] and words[0] in STORES:
+                if on_store(sock, words, data, count) is False:
+                    return
+                count += 1
+            else:
+                sock.sendall(b"ERROR\r\n")
+    return serve
+
+
+def answer(line: bytes) -> Callable:
+    """A store handler that answers every store with *line*."""
+    return lambda sock, words, data, count: sock.sendall(line + b"\r\n")
+
+
+def _text_stall(sock, words, data, count):
+    drain(sock)
+    return False
+
+
+def close_at_second(sock, words, data, count):
+    """Answer the first store of a connection, close at the next."""
+    if count:
+        return False
+    sock.sendall(stored(words))
+
+
+#: name -> (how the peer serves a connection, the reason memccp gives for its files,
+#: the dialects the fault is for)
+TEXT_FAULTS = {
+    "CLIENT_ERROR": (like_text_memcached(answer(b"CLIENT_ERROR bad data chunk")),
+                     "refused a request: 'CLIENT_ERROR bad data chunk'", ("text", "meta")),
+    "ERROR": (like_text_memcached(answer(b"ERROR")),
+              "the server does not know this command (it answered 'ERROR')", ("text", "meta")),
+    "garbage reply": (like_text_memcached(answer(b"HTTP/1.1 400 Bad Request")),
+                      "not a text-protocol memcached (it answered 'HTTP/1.1 400 Bad Request')",
+                      ("text", "meta")),
+    "stall": (like_text_memcached(_text_stall), "no answer within 0.5 s", ("text", "meta")),
+    "bad opaque": (like_text_memcached(lambda s, w, d, c: s.sendall(b"HD O%d\r\n" % (c + 1000))),
+                   "answered a request never sent (bad opaque)", ("meta",)),
+}
+
+
+def like_twemproxy(version: bytes, items: dict, reset: bool = False) -> Callable[[socket.socket], None]:
+    """A peer acting as twemproxy: it closes the connection at a binary request (*reset*:
+    without reading it, so the close is a reset), at mn and at stats, answers version with
+    the line *version*, and stores set lines into *items*."""
+    def serve(sock: socket.socket) -> None:
+        if sock.recv(1, socket.MSG_PEEK)[:1] == b"\x80":
+            if not reset:
+                sock.recv(1 << 16)  # read, then closed: a FIN, not a reset for unread bytes
+            return
+        for words, data in text_requests(sock):
+            if words[:1] == [b"version"]:
+                sock.sendall(version + b"\r\n")
+            elif words[:1] != [b"set"]:
+                return
+            else:
+                items[words[1]] = (int(words[2]), data)
+                sock.sendall(b"STORED\r\n")
+    return serve

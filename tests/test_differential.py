@@ -154,11 +154,20 @@ def run_side(tool: list, case: str, work) -> tuple:
             stop(server)
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_same_as_c_memccp(workdir, case):
-    """memccp-py stores what C memccp stores, with the same exit status, but for ALLOWED."""
+#: How memccp-py is run against C memccp: as is (--protocol=auto), and on the text path,
+#: the protocol C memccp speaks without -b. Cases asking for binary (-b) run only as is.
+VARIANTS = {"auto": [], "text": ["--protocol=text"]}
+RUNS = [(case, variant) for case in sorted(CASES) for variant in VARIANTS
+        if variant == "auto" or "-b" not in CASES[case][0]]
+
+
+@pytest.mark.parametrize("case,variant", RUNS, ids=[f"{c}-{v}" for c, v in RUNS])
+def test_same_as_c_memccp(workdir, case, variant):
+    """memccp-py (as is, and with --protocol=text) stores what C memccp stores, with the same
+    exit status, but for ALLOWED."""
     c_status, c_items = run_side([C_MEMCCP], case, workdir)
-    py_status, py_items = run_side([sys.executable, "-m", "memccp_py"], case, workdir)
+    py_status, py_items = run_side([sys.executable, "-m", "memccp_py", *VARIANTS[variant]], case,
+                                   workdir)
     seen = {}
     if c_status != py_status:
         seen["exit"] = (c_status, py_status)

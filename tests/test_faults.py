@@ -4,14 +4,11 @@ printed, exit 1; the same lines on the unbuffered and the pipelined (-B) path.""
 
 import io
 import os
-import socket
-import subprocess
-import time
 
 import pytest
 
-from conftest import MEMCACHED, SASL_PASSWORD, free_port, start_memcached, stop, text_get
-from helpers import run
+from conftest import SASL_PASSWORD, start_memcached, stop, text_get
+from helpers import make_files, placed_on, run
 from memccp_py.cluster import Cluster
 from memccp_py.servers import parse_servers
 from peers import FAULTS, SlowLink
@@ -19,28 +16,6 @@ from peers import FAULTS, SlowLink
 PASSWORD = SASL_PASSWORD
 PATHS = ["unbuffered", "pipelined"]
 
-
-
-@pytest.fixture
-def ascii_memcached():
-    """memcached -B ascii: speaks only the text protocol."""
-    port = free_port()
-    user = ["-u", "root"] if os.geteuid() == 0 else []
-    proc = subprocess.Popen([MEMCACHED, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-B", "ascii",
-                             *user], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                sock.sendall(b"version\r\n")
-                if sock.recv(100).startswith(b"VERSION"):
-                    break
-        except OSError:
-            assert time.monotonic() < deadline, "memcached -B ascii did not answer"
-            time.sleep(0.05)
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(5)
 
 
 def fault_case(request, peers):
@@ -53,7 +28,7 @@ def fault_case(request, peers):
         server = request.getfixturevalue("sasl_memcached")
         return server.address, "authentication required: give --username and --password", []
     if name == "text-only memcached (-B ascii)":
-        return (request.getfixturevalue("ascii_memcached"), "does not speak the binary protocol "
+        return (request.getfixturevalue("ascii_memcached").address, "does not speak the binary protocol "
                 "(it answered 'ERROR'); --protocol=text or meta speaks to it", ["-b"])
     serve, reason = FAULTS[name]
     return peers(serve).address, reason, []
@@ -62,22 +37,6 @@ def fault_case(request, peers):
 @pytest.fixture(params=["auth refused", "auth required", "text-only memcached (-B ascii)", *FAULTS])
 def fault(request, peers):
     return fault_case(request, peers)
-
-
-def make_files(tmp_path, count):
-    paths = []
-    for i in range(count):
-        path = tmp_path / f"f{i:02}.txt"
-        path.write_bytes(b"content of file %d" % i)
-        paths.append(str(path))
-    return paths
-
-
-def placed_on(servers: str, paths, index):
-    """The paths whose key (base name) the cluster places on server *index*."""
-    cluster = Cluster(parse_servers(servers))
-    target = cluster.connections[index]
-    return [p for p in paths if cluster.route(os.fsencode(os.path.basename(p)))[0] is target]
 
 
 @pytest.mark.parametrize("path", PATHS)

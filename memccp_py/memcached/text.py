@@ -86,11 +86,13 @@ class Text:
 
     # -- connecting ----------------------------------------------------------------
     def hello(self) -> None:
-        """Make sure the server speaks this dialect before anything else goes out."""
+        """Make sure the server speaks this dialect before anything else goes out. A
+        SERVER_ERROR is a text answer too: a proxy (twemproxy) hands ``version`` to one of
+        its backends and says so when that one is down, while the others may be up."""
         self._request([b"version\r\n"])
-        self._expect(b"VERSION ")
+        self._expect(b"VERSION ", b"SERVER_ERROR ")
 
-    def _expect(self, start: bytes) -> None:
+    def _expect(self, *start: bytes) -> None:
         try:
             line = self.line()
         except WireFault:

@@ -177,6 +177,8 @@ class Wire:
             chunk = self.sock.recv(PROGRESS_BYTES)
         except (BlockingIOError, InterruptedError):
             return
+        except ConnectionResetError:  # closed with our request unread: a close all the same
+            raise Closed("connection closed by the server") from None
         except OSError as exc:
             raise _fault(exc, self.timeout) from None
         if not chunk:

@@ -1,0 +1,141 @@
+"""Faults of text- and meta-protocol servers stay per server and per file, as in the
+binary fault matrix (test_faults.py): the faulty peer's files are named with the reason,
+the real memcached beside it gets its files; the same lines unbuffered and with -B."""
+
+import os
+import threading
+
+import pytest
+
+from conftest import dump_items
+from helpers import make_files, placed_on, run
+from peers import TEXT_FAULTS, close_at_second, like_text_memcached, like_twemproxy, stored
+
+PATHS = ["unbuffered", "pipelined"]
+CASES = [(name, protocol) for name, (_, _, protocols) in TEXT_FAULTS.items() for protocol in protocols]
+
+
+def buffering(path):
+    return ["-B"] if path == "pipelined" else []
+
+
+def expected_items(paths):
+    return {os.path.basename(p).encode(): (0, open(p, "rb").read(), -1) for p in paths}
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("name,protocol", CASES, ids=[f"{n}-{p}" for n, p in CASES])
+def test_server_fault_fails_only_its_files(memcached, peers, tmp_path, capsys, name, protocol, path):
+    """Each fault of a text or meta peer fails exactly its files, named with the reason; the
+    real memcached gets its files; the -v summary; exit 1."""
+    serve, reason, _ = TEXT_FAULTS[name]
+    bad = peers(serve).address
+    servers = f"{memcached.address},{bad}"
+    paths = make_files(tmp_path, 12)
+    failed = placed_on(servers, paths, 1)
+    good = [p for p in paths if p not in failed]
+    assert failed and good
+    code, out, err = run(capsys, *buffering(path), "-v", f"--protocol={protocol}", "--timeout=0.5",
+                         "-s", servers, *paths)
+    size = sum(os.path.getsize(p) for p in good)
+    assert (code, out) == (1, "".join(os.path.basename(p) + "\n" for p in good))
+    assert err == "".join(f"memccp: {p}: server {bad}: {reason}\n" for p in failed) + (
+        f"memccp: 12 files, {len(good)} stored ({size} bytes), {len(failed)} failed\n")
+    assert dump_items(memcached) == expected_items(good)
+
+
+class Refusing:
+    """A text/meta peer that answers the stores of some keys with a SERVER_ERROR line
+    (*lines*: key -> line) and the others as stored, keeping what it stored."""
+
+    def __init__(self, lines):
+        self.lines = lines
+        self.items = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, sock, words, data, count):
+        key = words[1]
+        if key in self.lines:
+            sock.sendall(self.lines[key] + b"\r\n")
+            return
+        with self.lock:
+            self.items[key] = data
+        sock.sendall(stored(words))
+
+
+REFUSALS = [(b"SERVER_ERROR out of memory storing object", "the server is out of memory"),
+            (b"SERVER_ERROR object too large for cache",
+             "value is larger than the server's item size limit (memcached -I)"),
+            (b"SERVER_ERROR disk\x01 on fire", "the server answered: disk\\x01 on fire")]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("protocol", ["text", "meta"])
+def test_server_errors_fail_single_items(memcached, peers, tmp_path, capsys, protocol, path):
+    """SERVER_ERROR for single items of a batch (out of memory, too large, any other text)
+    fails those files, each with its message; the peer's other files are stored, the real
+    memcached beside it gets its files; the summary; exit 1."""
+    paths = make_files(tmp_path, 12)
+    refusing = Refusing({})
+    peer = peers(like_text_memcached(refusing))
+    servers = f"{memcached.address},{peer.address}"
+    on_peer = placed_on(servers, paths, 1)
+    refused = on_peer[:3]
+    assert len(on_peer) > 3 and len(on_peer) < len(paths)
+    refusing.lines.update((os.path.basename(p).encode(), line)
+                          for p, (line, _) in zip(refused, REFUSALS))
+    good = [p for p in paths if p not in refused]
+    code, out, err = run(capsys, *buffering(path), "-v", f"--protocol={protocol}", "-s", servers,
+                         *paths)
+    size = sum(os.path.getsize(p) for p in good)
+    assert (code, out) == (1, "".join(os.path.basename(p) + "\n" for p in good))
+    assert err == "".join(f"memccp: {p}: {why}\n" for p, (_, why) in zip(refused, REFUSALS)) + (
+        f"memccp: 12 files, 9 stored ({size} bytes), 3 failed\n")
+    assert refusing.items == {os.path.basename(p).encode(): open(p, "rb").read()
+                              for p in on_peer[3:]}
+    assert dump_items(memcached) == expected_items([p for p in paths if p not in on_peer])
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("protocol", ["text", "meta"])
+def test_close_mid_batch(memcached, peers, tmp_path, capsys, protocol, path):
+    """A peer that answers one store and closes at the next: the files it did not answer are
+    named 'connection closed by the server'; the real memcached gets its files; exit 1."""
+    bad = peers(like_text_memcached(close_at_second)).address
+    servers = f"{memcached.address},{bad}"
+    paths = make_files(tmp_path, 12)
+    on_peer = placed_on(servers, paths, 1)
+    # unbuffered, each file is a batch: the first is answered; pipelined, the whole batch
+    # fails with the fault, the answered item too (nothing proves it stayed stored)
+    failed = on_peer[1:] if path == "unbuffered" else on_peer
+    good = [p for p in paths if p not in failed]
+    code, out, err = run(capsys, *buffering(path), "-v", f"--protocol={protocol}", "-s", servers, *paths)
+    size = sum(os.path.getsize(p) for p in good)
+    assert (code, out) == (1, "".join(os.path.basename(p) + "\n" for p in good))
+    assert err == "".join(f"memccp: {p}: server {bad}: connection closed by the server\n"
+                          for p in failed) + (
+        f"memccp: 12 files, {len(good)} stored ({size} bytes), {len(failed)} failed\n")
+    assert dump_items(memcached) == expected_items([p for p in good if p not in on_peer])
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("version,reset", [(b"VERSION 0.5.0", False),
+                                           (b"SERVER_ERROR Connection refused", False),
+                                           (b"VERSION 0.5.0", True)],
+                         ids=["version answered", "version refused", "binary reset"])
+def test_auto_speaks_text_to_a_proxy(peers, tmp_path, capsys, version, reset, path):
+    """auto against a peer acting as twemproxy (it closes at binary, mn and stats; 'version'
+    answered, or refused with SERVER_ERROR as for a backend down; the binary request closed
+    unread, a reset): text, the two -v notes, every file stored; exit 0."""
+    items = {}
+    peer = peers(like_twemproxy(version, items, reset))
+    paths = make_files(tmp_path, 5)
+    code, out, err = run(capsys, *buffering(path), "-v", "-F", "3", "-s", peer.address, *paths)
+    at = f"memccp: server {peer.address}"
+    size = sum(os.path.getsize(p) for p in paths)
+    assert (code, out) == (0, "".join(os.path.basename(p) + "\n" for p in paths))
+    assert err == (f"{at} rejects the binary protocol (it closed the connection at the first "
+                   "binary request): speaking text to it\n"
+                   f"{at} answers no statistics (a proxy?): evictions and item sizes there are "
+                   f"unknown\nmemccp: 5 files, 5 stored ({size} bytes), 0 failed\n")
+    assert items == {os.path.basename(p).encode(): (3, open(p, "rb").read()) for p in paths}
