@@ -184,13 +184,14 @@ def test_binary_pinned_fails_on_a_text_only_server(ascii_memcached, odd_files, c
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("protocol", ["text", "meta"])
 def test_text_pinned_fails_on_a_binary_only_server(binary_memcached, tmp_path, capsys, protocol, path):
-    """--protocol=text or meta against memcached -B binary (which waits for a whole binary
-    header): the file fails on --timeout; nothing stored; exit 1."""
+    """--protocol=text or meta against memcached -B binary: the dialect check on connecting
+    fails the file at once, saying so; nothing stored; exit 1."""
     (tmp_path / "t.txt").write_bytes(b"t")
     address = binary_memcached.address
-    assert run(capsys, *buffering(path), f"--protocol={protocol}", "--timeout=0.5", "-s", address,
+    assert run(capsys, *buffering(path), f"--protocol={protocol}", "--timeout=30", "-s", address,
                str(tmp_path / "t.txt")) == (
-        1, "", f"memccp: {tmp_path / 't.txt'}: server {address}: no answer within 0.5 s\n")
+        1, "", f"memccp: {tmp_path / 't.txt'}: server {address}: does not speak the {protocol} "
+               "protocol (it closed the connection at the first request)\n")
     assert binary_get(binary_memcached, b"t.txt") is None
 
 

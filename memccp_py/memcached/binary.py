@@ -63,6 +63,10 @@ class Binary(Protocol):
         """Any key of 1 to 250 bytes travels in the binary protocol."""
         return None
 
+    def expiry_problem(self, exptime: int) -> str | None:
+        """Any 32-bit expiry travels in the binary protocol."""
+        return None
+
     def _next_opaques(self, count: int) -> int:
         if self._opaque + count >= 1 << 31:
             self._opaque = 0
@@ -102,7 +106,7 @@ class Binary(Protocol):
         try:
             exchange()
             if peek:
-                frames.header(self.wire, MAX_REPLY_BODY)
+                frames.first_header(self.wire, MAX_REPLY_BODY)
         except WireFault as exc:
             if bytes(self.wire.inbox).startswith(TEXT_ERRORS):
                 said = bytes(self.wire.inbox[:200]).split(b"\r\n")[0].split(b"\n")[0]

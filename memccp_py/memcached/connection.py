@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import abc
 
-from memccp_py.errors import CopyError, InvalidKeyError, ServerError
+from memccp_py.errors import CopyError, InvalidKeyError, ServerError, StoreError
 from memccp_py.items import Item
 from memccp_py.memcached.binary import Binary, Rejected
 from memccp_py.memcached.meta import Meta
@@ -88,7 +88,7 @@ class Connection:
             if not self._chosen:
                 self._choose()
             else:
-                self._attach(self.speaker, probe=False)
+                self._attach(self.speaker)
                 if self._later:
                     self._say(self._later)
                     self._later = None
@@ -104,7 +104,7 @@ class Connection:
             self.disconnect()
             raise
 
-    def _attach(self, speaker, probe: bool) -> None:
+    def _attach(self, speaker) -> None:
         """Dial and start *speaker* on the new socket."""
         while True:
             self.wire = Wire(dial(self.spec, self.timeout), self.timeout)
@@ -112,10 +112,10 @@ class Connection:
                 if isinstance(speaker, Binary):
                     self.evictions_at_connect = speaker.attach(self.wire)
                 else:
-                    self.evictions_at_connect = speaker.attach(self.wire, probe, self._stats)
+                    self.evictions_at_connect = speaker.attach(self.wire, self._stats)
                 return
             except NoStats:
-                self._stats, probe = False, False
+                self._stats = False
                 self._later = (f"server {self.spec.name} answers no statistics (a proxy?): "
                                "evictions and item sizes there are unknown")
                 self.disconnect()  # it may have closed the connection: start again
@@ -129,7 +129,7 @@ class Connection:
         for kind in (_AUTO[:1] if self.username else _AUTO):
             self.speaker = kind(self)
             try:
-                self._attach(self.speaker, probe=kind is not Binary)
+                self._attach(self.speaker)
             except Rejected as exc:
                 reasons.append(f"{kind.name}: {exc}")
                 if self.username:
@@ -190,8 +190,11 @@ class Connection:
         server itself failed. *count_evictions*: also read the eviction counter after them,
         in the same round trip, for :meth:`evicted_since_connect`."""
         self.open()
-        refused = []
         speaker = self.speaker
+        problem = speaker.expiry_problem(exptime)
+        if problem is not None:
+            return [(item, StoreError(problem)) for item in items]
+        refused = []
         carried = []
         for item in items:
             problem = speaker.key_problem(item.key)

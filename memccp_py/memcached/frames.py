@@ -61,6 +61,18 @@ def not_binary(wire: Wire) -> str:
     return f"not a binary-protocol memcached (it answered '{show(bytes(wire.inbox[:16]))}')"
 
 
+def first_header(wire: Wire, max_body: int) -> None:
+    """Check the head of the first reply on a connection: a text server's error line is
+    seen as soon as it is complete (a WireFault), not after waiting for a whole header
+    that never comes."""
+    inbox = wire.inbox
+    while len(inbox) < HEADER.size:
+        if inbox[:1] and inbox[0] != RESPONSE and b"\n" in inbox:
+            raise WireFault(not_binary(wire))
+        wire.fill(len(inbox) + 1)
+    header(wire, max_body)
+
+
 def header(wire: Wire, max_body: int) -> tuple[int, int, int, int, int, int]:
     """(opcode, key length, extras length, status, body length, opaque) of the next
     reply, its header checked and left in the inbox."""

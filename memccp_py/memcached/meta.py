@@ -50,7 +50,7 @@ class Meta(Text):
                                                    _MODES[op], number, b64)
 
     def closing(self, count_evictions: bool) -> list[bytes]:
-        return [b"mn\r\n"] + super().closing(count_evictions)
+        return [b"mn\r\n"] + ([b"stats\r\n"] if count_evictions else [])
 
     def closed(self) -> None:
         line = self.line()

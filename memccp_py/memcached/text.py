@@ -19,7 +19,9 @@ from memccp_py.memcached.transport import Closed, Wire, WireFault
 #: No reply line of memcached is longer (a VALUE line with a 250-byte key, an error text).
 MAX_LINE = 2048
 #: Bytes a text-protocol key cannot hold: they end the key, or the line.
-_UNCARRIED = re.compile(rb"[\x00-\x20\x7f]")
+_UNCARRIED = re.compile(rb"[\x00-\x20]")
+#: memcached reads a text-protocol expiry as a signed 32-bit number.
+MAX_TEXT_EXPIRY = (1 << 31) - 1
 _CLOSES = b"ERROR"
 
 
@@ -77,6 +79,14 @@ class Text:
     def key_problem(self, key: bytes) -> str | None:
         return text_key_problem(key)
 
+    def expiry_problem(self, exptime: int) -> str | None:
+        """Why *exptime* cannot be sent: memcached would read it as negative, expired."""
+        if exptime <= MAX_TEXT_EXPIRY:
+            return None
+        return (f"--expire {exptime} is over {MAX_TEXT_EXPIRY}, which memcached reads as a "
+                f"negative time in the {self.name} protocol: the item would expire at once "
+                "(--protocol=binary stores it)")
+
     def _request(self, parts: list[bytes]) -> None:
         self.wire.start()
         self.wire.send(parts)
@@ -104,13 +114,14 @@ class Text:
                 raise Rejected("it answered 'ERROR'")
             raise WireFault(unexpected(line))
 
-    def attach(self, wire: Wire, probe: bool, stats: bool) -> int | None:
-        """Start speaking on *wire*; *probe*: check the dialect first (auto); *stats*:
-        ask for the eviction counter (alone: a proxy that knows no stats closes the
-        connection; the caller then calls again with *stats* False). Return it or None."""
+    def attach(self, wire: Wire, stats: bool) -> int | None:
+        """Start speaking on *wire*: check the dialect first, on every connection (a server
+        restarted behind the same address may speak another, and would read a file's
+        bytes as commands); *stats*: ask for the eviction counter (alone: a proxy that
+        knows no stats closes the connection; the caller then calls again with *stats*
+        False). Return it or None."""
         self.wire = wire
-        if probe:
-            self.hello()
+        self.hello()
         return self.stat("evictions") if stats else None
 
     # -- statistics ----------------------------------------------------------------
@@ -168,11 +179,15 @@ class Text:
         return failures, evictions
 
     def closing(self, count_evictions: bool) -> list[bytes]:
-        """What follows the stores: the eviction counter's question, if asked."""
-        return [b"stats\r\n"] if count_evictions else []
+        """What follows the stores: a barrier (text replies name no request: one reply
+        too many or too few shows there), and the eviction counter's question, if asked."""
+        return [b"version\r\n"] + ([b"stats\r\n"] if count_evictions else [])
 
     def closed(self) -> None:
-        """Read what :meth:`closing` asked before the statistics (nothing in text)."""
+        """Read the barrier's answer: anything else means replies went out of step."""
+        line = self.line()
+        if not line.startswith((b"VERSION ", b"SERVER_ERROR")):
+            raise WireFault(f"answered out of step (after the last store, '{show(line[:40])}')")
 
     def store_reply(self, number: int) -> bytes:
         return self.line()

@@ -148,7 +148,10 @@ class Wire:
             if not write and left is not None:  # look at the send queue now and then
                 left = min(left, self.timeout / 8)
             poller = select.poll()
-            poller.register(self.sock, select.POLLIN | (select.POLLOUT if write else 0))
+            # while sending, replies are taken in only while there is room for them: a peer
+            # that floods us then is waited on for room to send, not spun on
+            room = not write or len(self.inbox) < MAX_BUFFERED
+            poller.register(self.sock, (select.POLLIN if room else 0) | (select.POLLOUT if write else 0))
             events = 0
             for _fd, happened in poller.poll(None if left is None else max(1, int(left * 1000 + 0.999))):
                 events |= happened
@@ -177,9 +180,7 @@ class Wire:
             chunk = self.sock.recv(PROGRESS_BYTES)
         except (BlockingIOError, InterruptedError):
             return
-        except ConnectionResetError:  # closed with our request unread: a close all the same
-            raise Closed("connection closed by the server") from None
-        except OSError as exc:
+        except OSError as exc:  # a reset (our request unread) is a close all the same
             raise _fault(exc, self.timeout) from None
         if not chunk:
             raise Closed("connection closed by the server")
