@@ -7,7 +7,7 @@ DEB     := out/memccp-py_$(VERSION)_all.deb
 DEBPATH := env PATH=/usr/sbin:/usr/bin:/sbin:/bin
 
 .PHONY: all test man deb lintian install uninstall e2e divert-test pypi-test stdeb autopkgtest \
-        bench demo check clean mutants
+        repro suite-check bench demo check clean mutants
 
 all: test
 
@@ -54,6 +54,13 @@ stdeb:                     ## the alternative route: stdeb's bdist_deb
 autopkgtest: $(DEB)        ## the package's autopkgtest, on this machine
 	autopkgtest -B $(DEB) . -- null
 
+repro:                     ## build twice (other path, umask, locale, clock): the same .deb
+	$(DEBPATH) sh tools/repro-check
+
+SUITE ?= trixie
+suite-check:               ## build, lint, autopkgtest, divert, repro and upgrade tests in a SUITE chroot
+	$(DEBPATH) sh tools/suite-check $(SUITE)
+
 mutants:                   ## apply behaviour-changing mutations to a copy; the unit suite must fail each
 	$(PYTHON) tools/mutants
 
@@ -64,7 +71,7 @@ bench:                     ## benchmarks: each prints its goals, NOT MET ones fa
 demo: install              ## main job end to end: build+install the .deb, copy and read back
 	sh tools/demo
 
-check: test deb lintian e2e autopkgtest divert-test stdeb pypi-test  ## everything CI runs
+check: test deb lintian e2e autopkgtest divert-test repro stdeb pypi-test suite-check  ## everything CI runs
 	@echo "make check: all passed"
 
 clean:
