@@ -1,17 +1,5 @@
-"""Build script; metadata lives in setup.cfg.
-
-``python3 setup.py build_manpages`` regenerates man/memccp.1 from the argparse
-parser when argparse-manpage is installed; nothing else needs it.
-"""
+"""Build script for the stdeb route (tools/stdeb-build); metadata lives in setup.cfg."""
 
 from setuptools import setup
 
-cmdclass = {}
-try:
-    from build_manpages.build_manpages import build_manpages
-except ImportError:  # argparse-manpage is only needed to regenerate the man page
-    pass
-else:
-    cmdclass["build_manpages"] = build_manpages
-
-setup(cmdclass=cmdclass)
+setup()

@@ -98,11 +98,11 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> Parser:
-    """The argument parser (the man page is generated from it)."""
+    """The argument parser (tests/test_manpage.py checks man/memccp.1 against it)."""
     parser = Parser(prog="memccp", formatter_class=_Formatter, allow_abbrev=False,
                     description=DESCRIPTION)
     parser.man_short_description = "copy files into memcached under chosen keys"
-    parser._manpage = MAN_SECTIONS  # extra sections for argparse-manpage
+    parser._manpage = MAN_SECTIONS  # extra sections for argparse-manpage (make man)
     parser.add_argument("files", nargs="*", metavar="FILE",
                         help="files to copy (- is standard input, stored under the key -)")
     _c_compatible(parser.add_argument_group("C memccp options (memcp 1.0.x, Debian's 1.1.4)"))

@@ -1,5 +1,6 @@
 """The prose of memccp's manual: the description --help shows, and the man page's extra
-sections (argparse-manpage renders ``parser._manpage``)."""
+sections. man/memccp.1 is maintained by hand; tests/test_manpage.py checks that it holds
+every paragraph here (``make man`` drafts a page from ``parser._manpage``)."""
 
 DESCRIPTION = (
     "Copy files into memcached, each under its name, its path or the key you choose (--key), "

@@ -215,10 +215,12 @@ def memcached_cluster() -> Iterator[List[Memcached]]:
 def text_command(server: Memcached, line: bytes, one_line: bool = False) -> bytes:
     """Send one text-protocol command line, return the whole reply (or its first line)."""
     ends = (b"END\r\n", b"OK\r\n", b"ERROR\r\n")
+    one_line_replies = (b"BUSY ", b"CLIENT_ERROR ", b"SERVER_ERROR ")
     with connect(server) as sock:
         sock.sendall(line + b"\r\n")
         reply = b""
-        while not (reply.endswith(b"\r\n") if one_line else reply.endswith(ends)):
+        while not (reply.endswith(b"\r\n") if one_line or reply.startswith(one_line_replies)
+                   else reply.endswith(ends)):
             chunk = sock.recv(1 << 20)
             if not chunk:
                 break
@@ -266,7 +268,14 @@ def ttl(server: Memcached, key: bytes) -> int:
 def dump_items(server: Memcached) -> Dict[bytes, Tuple[int, bytes, int]]:
     """Every item *server* holds: key -> (flags, value, ttl), ttl -1 for never. Keys of any
     bytes (spaces, controls) are listed by the LRU crawler and fetched base64-encoded."""
-    listing = text_command(server, b"lru_crawler metadump all")
+    # memcached's own LRU crawler may be running (it starts by itself): the metadump then
+    # answers BUSY at once, and is asked again until the crawler is free.
+    for _ in range(2000):
+        listing = text_command(server, b"lru_crawler metadump all")
+        if not listing.startswith(b"BUSY "):
+            break
+        time.sleep(0.01)
+    assert listing.endswith(b"END\r\n"), listing[-200:]
     keys = [urllib.parse.unquote_to_bytes(line.split(b" ", 1)[0][4:])
             for line in listing.splitlines() if line.startswith(b"key=")]
     items = {}

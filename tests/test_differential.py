@@ -11,20 +11,9 @@ import sys
 import pytest
 
 from conftest import dump_items, free_port, start_memcached, stop
+from helpers import c_memccp
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def c_memccp() -> str:
-    """Debian's C memccp: diverted beside memccp-py, else /usr/bin/memccp if it is C."""
-    for path in ("/usr/bin/memccp.libmemcached-tools", "/usr/bin/memccp"):
-        try:
-            with open(path, "rb") as handle:
-                if handle.read(4) == b"\x7fELF":
-                    return path
-        except OSError:
-            pass
-    return ""
 
 
 C_MEMCCP = c_memccp()

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from conftest import text_command, text_get
-from helpers import run
+from helpers import c_memccp, run
 from memccp_py.names import HASH_NAMES
 from memccp_py.placement import make_placement
 from memccp_py.servers import parse_servers
@@ -119,20 +119,16 @@ def test_c_memccat_finds_every_key(memcached_cluster, tmp_path, capsys, hash_nam
     assert sum(counts) == 200 and min(counts) > 30  # each key on exactly one server, spread out
 
 
-@pytest.mark.skipif(not shutil.which("memccp"), reason="memccp is not installed")
+@pytest.mark.skipif(not c_memccp(), reason="Debian's C memccp (libmemcached-tools) is not installed")
 def test_c_memccp_places_where_we_predict(memcached_cluster, tmp_path):
     """Keys stored by Debian's C memccp are on the server our modula placement names."""
-    c_memccp = shutil.which("memccp.libmemcached-tools") or shutil.which("memccp")
-    version = subprocess.run([c_memccp, "--version"], capture_output=True, text=True).stdout
-    if "libmemcached" not in version:
-        pytest.skip("the C memccp is not installed")
     servers = ",".join(s.address for s in memcached_cluster)
     paths = []
     for i in range(100):
         path = tmp_path / f"c-{i}.gif"
         path.write_bytes(b"%d" % i)
         paths.append(str(path))
-    subprocess.run([c_memccp, "-s", servers, *paths], check=True, capture_output=True)
+    subprocess.run([c_memccp(), "-s", servers, *paths], check=True, capture_output=True)
     place = make_placement("modula", "default", parse_servers(servers))
     for i in range(100):
         key = b"c-%d.gif" % i

@@ -18,7 +18,7 @@ from .conftest import MEMCCP, SYSTEM_ENV, memcached_location, run_installed
 
 pytestmark = [pytest.mark.installed, pytest.mark.nginx]
 
-UNIT = "/lib/systemd/system/memccp-preload@.service"
+UNIT = "/usr/lib/systemd/system/memccp-preload@.service"
 EXAMPLE = "/etc/memccp-py/example.conf"
 MEMCACHED = "/usr/bin/memcached"
 
