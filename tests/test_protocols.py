@@ -265,3 +265,26 @@ def test_binary_option_contradicts_other_protocols(memcached, tmp_path, capsys, 
     assert run(capsys, "-b", f"--protocol={protocol}", "-s", memcached.address, str(tmp_path / "u")) == (
         2, "", f"memccp: -b (--binary) and --protocol={protocol} contradict each other\n")
     assert dump_items(memcached) == {}
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_expiry_over_31_bits(memcached, tmp_path, capsys, protocol, path):
+    """--expire 3000000000 (a unix time in 2065): binary stores it with that expiry; text and
+    meta, which memcached reads as a negative time, fail the file saying so, nothing stored."""
+    import time
+
+    page = tmp_path / "far.txt"
+    page.write_bytes(b"far")
+    code, out, err = run(capsys, *buffering(path), f"--protocol={protocol}", "-e", "3000000000",
+                         "-s", memcached.address, str(page))
+    if protocol in ("binary", "auto"):
+        assert (code, out, err) == (0, "", "")
+        # memcached counts from its own clock, which may be a second behind ours
+        assert dump_items(memcached) == {b"far.txt": (0, b"far", About(3000000000 - int(time.time()) + 1))}
+    else:
+        assert (code, out, err) == (1, "", f"memccp: {page}: --expire 3000000000 is over 2147483647, "
+                                    f"which memcached reads as a negative time in the {protocol} "
+                                    "protocol: the item would expire at once (--protocol=binary "
+                                    "stores it)\n")
+        assert dump_items(memcached) == {}

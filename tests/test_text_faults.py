@@ -9,7 +9,8 @@ import pytest
 
 from conftest import dump_items
 from helpers import make_files, placed_on, run
-from peers import TEXT_FAULTS, close_at_second, like_text_memcached, like_twemproxy, stored
+from peers import (TEXT_FAULTS, close_at_second, like_text_memcached, like_twemproxy, stored,
+                   text_requests)
 
 PATHS = ["unbuffered", "pipelined"]
 CASES = [(name, protocol) for name, (_, _, protocols) in TEXT_FAULTS.items() for protocol in protocols]
@@ -139,3 +140,63 @@ def test_auto_speaks_text_to_a_proxy(peers, tmp_path, capsys, version, reset, pa
                    f"{at} answers no statistics (a proxy?): evictions and item sizes there are "
                    f"unknown\nmemccp: 5 files, 5 stored ({size} bytes), 0 failed\n")
     assert items == {os.path.basename(p).encode(): (3, open(p, "rb").read()) for p in paths}
+
+
+def _store_twice_at_first(sock, words, data, count):
+    """Answer the first store twice (one reply too many), the others once."""
+    sock.sendall(stored(words) * (2 if count == 0 else 1))
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_text_replies_out_of_step_fail_the_server(memcached, peers, tmp_path, capsys, path):
+    """A text peer that answers one store twice: the batch's barrier finds the extra reply,
+    so no result lands on another file; its files fail naming the fault; exit 1."""
+    bad = peers(like_text_memcached(_store_twice_at_first)).address
+    paths = make_files(tmp_path, 3)
+    code, out, err = run(capsys, "-B", "--protocol=text", "-s", bad, *paths) if path == "pipelined" \
+        else run(capsys, "--protocol=text", "-s", bad, paths[0])
+    failed = paths if path == "pipelined" else paths[:1]
+    assert (code, out) == (1, "")
+    assert err == "".join(f"memccp: {p}: server {bad}: answered out of step (after the last "
+                          "store, 'STORED')\n" for p in failed)
+
+
+def _meta_once(seen):
+    """A peer that speaks meta on its first connection only (then, like a memcached without
+    meta, answers mn with ERROR), noting each data block it is sent as a store."""
+    connections = []
+
+    def serve(sock):
+        connections.append(sock)
+        first, stores = len(connections) == 1, 0
+        for words, data in text_requests(sock):
+            if words[:1] == [b"mn"]:
+                sock.sendall(b"MN\r\n" if first else b"ERROR\r\n")
+                if stores:
+                    return  # closes after a batch: the next file reconnects
+            elif words[:1] == [b"version"]:
+                sock.sendall(b"VERSION 1.4.0\r\n")
+            elif words[:1] == [b"stats"]:
+                sock.sendall(b"STAT evictions 0\r\nEND\r\n")
+            elif words[:1] == [b"ms"]:
+                seen.append(data)
+                stores += 1
+                sock.sendall(stored(words))
+            else:
+                sock.sendall(b"ERROR\r\n")
+    return serve
+
+
+def test_meta_is_checked_again_on_every_connection(peers, tmp_path, capsys):
+    """A server that no longer speaks meta after a reconnect (a restart into an older
+    memcached) gets no file bytes: the file sent as it closed fails so, the reconnect's mn
+    fails the next; exit 1."""
+    seen = []
+    bad = peers(_meta_once(seen)).address
+    paths = make_files(tmp_path, 3)
+    code, out, err = run(capsys, "--protocol=meta", "--retry-timeout=0", "-s", bad, *paths)
+    assert (code, out) == (1, "")
+    assert err == (f"memccp: {paths[1]}: server {bad}: connection closed by the server\n"
+                   f"memccp: {paths[2]}: server {bad}: does not speak the meta protocol (it "
+                   "answered 'ERROR')\n")
+    assert seen == [open(paths[0], "rb").read()]
