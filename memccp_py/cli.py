@@ -7,6 +7,7 @@ import sys
 
 from memccp_py.definition import build_parser
 from memccp_py.errors import MemccpError, UsageError
+from memccp_py.interrupt import interruptible
 from memccp_py.longopts import AbbreviationError, expand, parse, restore
 from memccp_py.streams import Guarded, fill_closed_descriptors
 
@@ -39,7 +40,8 @@ def main(argv: list[str] | None = None, *, parser=None, note: str | None = None)
     try:
         from memccp_py.run import run
 
-        status = run(args, sys.stdin, None if args.quiet else out, err)
+        with interruptible():
+            status = run(args, sys.stdin, None if args.quiet else out, err)
     except UsageError as exc:
         status = _report(err, exc, EXIT_USAGE)
     except KeyboardInterrupt:
