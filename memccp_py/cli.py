@@ -8,6 +8,7 @@ import sys
 
 from memccp_py.definition import build_parser
 from memccp_py.errors import MemccpError, UsageError
+from memccp_py.interrupt import interruptible
 from memccp_py.keys import printable
 from memccp_py.longopts import AbbreviationError, expand, parse, restore
 from memccp_py.status import ExitStatus
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None, *, parser=None, note: str | None = None)
 
         warn = None if args.quiet else (lambda text: err.write(f"memccp: warning: {printable(text)}\n"))
         settings = read_settings(args, os.environ, warn)
-        status = run(settings, sys.stdin, None if args.quiet else out, err)
+        with interruptible():
+            status = run(settings, sys.stdin, None if args.quiet else out, err)
     except UsageError as exc:
         status = _report(err, exc, ExitStatus.USAGE)
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ import stat
 from collections import abc
 
 from memccp_py.errors import FileReadError
+from memccp_py.interrupt import pollable, wait_readable
 from memccp_py.resolve import Node, Refused, Scope
 from memccp_py.walker import Found, not_regular
 
@@ -44,7 +45,10 @@ class Stdin(Found):
 def _read_stream(stream, limit: int) -> bytes:
     chunks, size = [], 0
     read = getattr(stream, "read1", stream.read)
+    fd = pollable(stream)
     while True:
+        if fd is not None:
+            wait_readable(fd)  # a Ctrl-C that comes just before is not left behind the read
         chunk = read(min(1 << 20, limit + 1 - size))
         if not chunk:
             return b"".join(chunks)

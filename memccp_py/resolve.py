@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import os
+import select
 import stat
 import sys
 
@@ -101,18 +102,13 @@ class Node:
     tree, ``ancestry`` the (identity, inside, ancestry) of the directory above it, kept
     without holding it open (None where not known)."""
 
-    __slots__ = ("fd", "st", "parent", "name", "inside", "ancestry")
+    __slots__ = ("fd", "st", "parent", "name", "inside", "ancestry", "_holder")
 
     def __init__(self, fd: int, st: os.stat_result, parent: Node | None, name: str | None,
                  inside: bool) -> None:
+        self._holder = _holder(fd)
         self.fd, self.st, self.parent, self.name, self.inside = fd, st, parent, name, inside
         self.ancestry = None if parent is None else (parent.identity, parent.inside, parent.ancestry)
-
-    def __del__(self) -> None:
-        try:
-            os.close(self.fd)
-        except (OSError, TypeError, AttributeError):  # closed already, or at shutdown
-            pass
 
     def let_go(self) -> None:
         """Hold the directories above no longer (a deep walk would hold one descriptor a
@@ -154,6 +150,14 @@ class Node:
 
 
 _PROC_FD = os.path.isdir("/proc/self/fd")
+
+
+def _holder(fd: int):
+    """An object that closes *fd* when it is dropped, by C code alone: a finaliser in Python
+    (__del__) can be where a Ctrl-C is raised, and Python prints and drops an exception
+    raised there: the run would go on. select.epoll.fromfd takes any descriptor as its own,
+    unchecked, and closes it when dropped."""
+    return select.epoll.fromfd(fd)
 
 
 def _open(parent: int | None, name: str) -> tuple[int, os.stat_result]:

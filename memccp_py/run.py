@@ -36,8 +36,11 @@ def _open_lists(names: list[str], stdin: io.TextIOBase | None, scope: Scope) -> 
             if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
                 raise UsageError(f"{what}: not a regular file or a pipe")  # /dev/zero: endless
             fd = node.reopen(os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-            os.set_blocking(fd, True)
-            streams.append(open(fd, "rb"))
+            if stat.S_ISFIFO(mode):  # read as it is: no writer, its end at once; else
+                streams.append(open(fd, "rb", buffering=0))  # None until names come
+            else:
+                os.set_blocking(fd, True)
+                streams.append(open(fd, "rb"))
         except (OSError, Refused) as exc:
             raise UsageError(f"{what}: {reason(exc)}") from None
     return streams

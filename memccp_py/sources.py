@@ -11,6 +11,7 @@ from collections import abc
 from memccp_py.copier import Job, Notice
 from memccp_py.keys import directory_uri, key_for_path, nginx_escape, show, uri_key
 from memccp_py.errors import FileReadError
+from memccp_py.interrupt import pollable, wait_readable
 from memccp_py.reading import Stdin, open_found, reason
 from memccp_py.resolve import Node, Refused, Scope
 from memccp_py.selection import Selection
@@ -29,8 +30,15 @@ def read_list(stream: io.BufferedIOBase, null: bool) -> abc.Iterator[str | Skipp
     rest = b""
     too_long = False
     read = getattr(stream, "read1", stream.read)  # what is there now: a pipe may pause
+    fd = pollable(stream)
+    blocking = fd is not None and os.get_blocking(fd)
     while True:
+        if blocking:
+            wait_readable(fd)  # (read1 on an empty buffer reads the pipe itself: none is kept)
         chunk = read(1 << 16)
+        if chunk is None:  # a FIFO read without blocking: nothing yet
+            wait_readable(fd)
+            continue
         if not chunk:
             break
         parts = (rest + chunk).split(sep)

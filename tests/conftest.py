@@ -28,7 +28,7 @@ class Memcached(NamedTuple):
         return self.path or f"{self.host}:{self.port}"
 
 
-def connect(server: Memcached, timeout: float = 5) -> socket.socket:
+def connect(server: Memcached, timeout: float = 300) -> socket.socket:
     """A connection to *server*, over TCP or its unix socket."""
     if server.path is None:
         return socket.create_connection((server.host, server.port), timeout=timeout)
@@ -50,7 +50,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def wait_until_answers(host: str, port: int, process: subprocess.Popen, seconds: float = 10,
+def wait_until_answers(host: str, port: int, process: subprocess.Popen, seconds: float = 300,
                        path: Optional[str] = None, text: bool = False) -> None:
     """Return once memcached answers a binary-protocol NOOP (SASL servers answer it too), or
     with *text* a text-protocol ``version``; fail if it dies or stays silent."""
@@ -92,7 +92,7 @@ def start_memcached(*extra: str, host: str = "127.0.0.1", env: Optional[dict] = 
 def stop(server: Memcached) -> None:
     """End a throwaway server at once (SIGTERM makes memcached linger a second)."""
     server.process.kill()
-    server.process.wait(5)
+    server.process.wait(300)
 
 
 #: A server address nothing answers on: where a test must not reach any memcached.
@@ -136,7 +136,7 @@ def as_nobody() -> Iterator[Tuple[Path, Callable[..., subprocess.CompletedProces
         return subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                                "/usr/bin/python3", "-m", "memccp_py", *argv], cwd=top,
                               env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(top)},
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=300)
 
     yield top, run
     shutil.rmtree(top)

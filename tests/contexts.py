@@ -58,7 +58,7 @@ class Within(Memccp):
         if "stdout" not in kwargs and "stderr" not in kwargs:
             kwargs["capture_output"] = True
         kwargs.setdefault("env", self.env())
-        kwargs.setdefault("timeout", 60)
+        kwargs.setdefault("timeout", 300)
         return subprocess.run([*self.prefix, *argv], preexec_fn=self.preexec, **kwargs)
 
     def __call__(self, *argv, env=None, **kwargs) -> subprocess.CompletedProcess:
@@ -115,7 +115,7 @@ def stop_all(directory: str) -> None:
             os.kill(pid, signal.SIGTERM)
             pids.append(pid)
     for pid in pids:
-        wait_for(lambda: not alive(pid), f"helper {pid} to end", 15)
+        wait_for(lambda: not alive(pid), f"helper {pid} to end")
 
 
 @pytest.fixture
@@ -137,12 +137,12 @@ def _within(read, seconds: float, what: str) -> bytes:
     return box[0]
 
 
-def read_line(stream, seconds: float = 20) -> bytes:
+def read_line(stream, seconds: float = 300) -> bytes:
     """One line from STREAM, failing after SECONDS rather than hanging."""
     return _within(stream.readline, seconds, "no line")
 
 
-def read_rest(stream, seconds: float = 20) -> bytes:
+def read_rest(stream, seconds: float = 300) -> bytes:
     """Everything left on STREAM up to its end (EOF), failing after SECONDS."""
     return _within(stream.read, seconds, "no end of file (some process still holds the pipe)")
 
@@ -162,17 +162,17 @@ def holder(script: str, *args: str) -> subprocess.Popen:
     namespace stays for nsenter to enter."""
     proc = subprocess.Popen([UNSHARE, "-m", "sh", "-c", script + ' && echo ready && exec sleep 600', *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    line = read_line(proc.stdout, 20)
+    line = read_line(proc.stdout)
     if line != b"ready\n":
         proc.kill()
-        proc.wait(10)
+        proc.wait(300)
         pytest.skip(f"cannot set up the mount namespace: {proc.stderr.read().decode().strip()}")
     return proc
 
 
 def end(proc: subprocess.Popen) -> None:
     proc.kill()
-    proc.wait(10)
+    proc.wait(300)
 
 
 

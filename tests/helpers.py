@@ -58,3 +58,30 @@ def placed_on(servers: str, paths, index):
     cluster = Cluster(parse_servers(servers))
     target = cluster.connections[index]
     return [p for p in paths if cluster.route(os.fsencode(os.path.basename(p)))[0] is target]
+
+
+#: Blocking system calls a process waits in for something to read, by number: x86_64, aarch64.
+_WAITING_CALLS = {
+    "x86_64": {0: "read", 7: "poll", 23: "select", 45: "recvfrom", 47: "recvmsg", 270: "pselect6",
+               271: "ppoll"},
+    "aarch64": {63: "read", 72: "pselect6", 73: "ppoll", 207: "recvfrom", 212: "recvmsg"},
+}
+
+
+def waiting_to_read(pid: int) -> bool:
+    """Whether the main thread of process PID sleeps in a system call that waits for
+    something to read (read, poll, select, recv...), as /proc/PID/stat and /proc/PID/syscall
+    tell: the process is blocked, not merely on its way there."""
+    import platform
+
+    calls = _WAITING_CALLS.get(platform.machine())
+    if calls is None:
+        raise RuntimeError(f"no table of system calls for {platform.machine()}")
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[1].split()[0]
+        with open(f"/proc/{pid}/syscall", "rb") as handle:
+            number = handle.read().split()[0]
+    except (OSError, IndexError):
+        return False
+    return state == b"S" and number.isdigit() and int(number) in calls

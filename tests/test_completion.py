@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def script(tmp_path_factory):
     """The generated completion script, as the package build writes it."""
     result = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "tools", "bash-completion")],
-                            env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, timeout=60)
+                            env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, timeout=300)
     assert (result.returncode, result.stderr) == (0, b"")
     path = tmp_path_factory.mktemp("completion") / "memccp"
     path.write_bytes(result.stdout)
@@ -28,7 +28,7 @@ def complete(script, *words: str, cwd=None) -> tuple:
     program = (f". '{script}' && COMP_WORDS=({words_array}) && COMP_CWORD={len(words)} && "
                "_shtab_memccp && printf '%s\\n' \"${COMPREPLY[@]}\"")
     result = subprocess.run(["/bin/bash", "--norc", "--noprofile", "-c", program], cwd=cwd,
-                            capture_output=True, text=True, timeout=30,
+                            capture_output=True, text=True, timeout=300,
                             env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"})
     assert result.returncode == 0, result.stderr
     return sorted(line for line in result.stdout.splitlines() if line), result.stderr
@@ -37,7 +37,7 @@ def complete(script, *words: str, cwd=None) -> tuple:
 def test_sourcing_registers_memccp(script):
     """Sourcing the script prints nothing and registers a completion for memccp."""
     result = subprocess.run(["/bin/bash", "--norc", "--noprofile", "-c", f". '{script}' && complete -p memccp"],
-                            capture_output=True, text=True, timeout=30)
+                            capture_output=True, text=True, timeout=300)
     assert (result.returncode, result.stdout, result.stderr) == (
         0, "complete -o filenames -F _shtab_memccp memccp\n", "")
 

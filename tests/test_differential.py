@@ -123,7 +123,7 @@ def run_side(tool: list, case: str, work) -> tuple:
     try:
         for server in servers:
             for key, value in needs.get("preload", {}).items():
-                with socket.create_connection((server.host, server.port), timeout=5) as sock:
+                with socket.create_connection((server.host, server.port), timeout=300) as sock:
                     sock.sendall(b"set %s 0 0 %d\r\n%s\r\n" % (key, len(value), value))
                     assert sock.recv(100) == b"STORED\r\n"
         names = {"S": ",".join(s.address for s in servers), "S1": servers[0].address,
@@ -134,7 +134,7 @@ def run_side(tool: list, case: str, work) -> tuple:
         if needs.get("env"):
             env[needs["env"]] = names["S"]
         result = subprocess.run(tool + [a.format(**names) for a in argv], cwd=work, env=env,
-                                input=needs.get("stdin", b""), capture_output=True, timeout=60)
+                                input=needs.get("stdin", b""), capture_output=True, timeout=300)
         items = [{k: (f, v, t if t < 0 else "ttl>0") for k, (f, v, t) in dump_items(s).items()}
                  for s in servers]
         return result.returncode, [sorted(i.items()) for i in items]

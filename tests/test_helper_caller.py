@@ -40,16 +40,16 @@ def test_client_killed_stops_its_worker_at_once(main, memcached, tmp_path):
         assert read_line(proc.stdout) == b"n0000\n"  # the first batch is stored: the call runs
         assert alive(worker)
         proc.kill()
-        proc.wait(10)
-        wait_for(lambda: not alive(worker), f"worker {worker} to end", 5)
-        read_rest(proc.stdout, 5)
-        read_rest(proc.stderr, 5)
+        proc.wait(300)
+        wait_for(lambda: not alive(worker), f"worker {worker} to end")
+        read_rest(proc.stdout)
+        read_rest(proc.stderr)
         with pytest.raises(BrokenPipeError):
             proc.stdin.write(names(more))
             proc.stdin.flush()
     finally:
         proc.kill()
-        proc.wait(10)
+        proc.wait(300)
     assert dump_items(memcached) == expected_items(first)
     assert main.helper_pid() == helper and main.served()
 
@@ -80,10 +80,10 @@ def ignored_signal_run(runner, memcached, tmp_path, signum) -> tuple:
         proc.stdin.close()
         out += read_rest(proc.stdout)
         err = read_rest(proc.stderr)
-        proc.wait(30)
+        proc.wait(300)
     finally:
         proc.kill()
-        proc.wait(10)
+        proc.wait(300)
     kept = [l for l in err.decode().splitlines(True) if not l.startswith("memccp: debug:")]
     return proc.returncode, out.decode(), "".join(kept), dump_items(memcached), line.decode()
 
@@ -148,7 +148,7 @@ if leader == 0:
             os.setpgid(bg, bg)
         except PermissionError:  # the child has exec'd already, in its own group
             pass
-        deadline, outcome = time.monotonic() + 20, "still running"
+        deadline, outcome = time.monotonic() + 300, "still running"  # a hang guard
         while time.monotonic() < deadline:
             pid, status = os.waitpid(bg, os.WUNTRACED | os.WNOHANG)
             if pid:
@@ -189,7 +189,7 @@ def test_background_job_reading_its_terminal(tmp_path, memcached, mode):
             runner.warm()
         errors = tmp_path / "stderr"
         proc = subprocess.run(["/usr/bin/python3", "-c", PTY_DRIVER, runner.bin, memcached.address, str(errors)],
-                              env=runner.env(), capture_output=True, timeout=60)
+                              env=runner.env(), capture_output=True, timeout=300)
         assert (proc.returncode, proc.stdout, proc.stderr) == (0, b"stopped by SIGTTIN", b"")
         expected = REFUSED.format(BACKGROUND) if mode == "helper" else OFF
         assert errors.read_text().split("\n", 1)[0] == expected

@@ -133,12 +133,12 @@ def interrupted(runner, memcached, tmp_path, signum) -> tuple:
         out = read_line(proc.stdout)
         assert out == b"n0000\n"
         proc.send_signal(signum)
-        proc.wait(30)  # (stdin still open: the signal, not the end of the names, ends it)
+        proc.wait(300)  # (stdin still open: the signal, not the end of the names, ends it)
         out += read_rest(proc.stdout)
         err = read_rest(proc.stderr)
     finally:
         proc.kill()
-        proc.wait(10)
+        proc.wait(300)
         proc.stdin.close()
     return proc.returncode, out, err, dump_items(memcached)
 

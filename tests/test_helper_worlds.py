@@ -55,7 +55,7 @@ def ns_items(pid: int, port: int):
     """dump_items of the memcached on 127.0.0.1:PORT in the network namespace of PID (None if
     it does not answer)."""
     proc = subprocess.run([NSENTER, f"--net=/proc/{pid}/ns/net", "/usr/bin/python3", "-c", NS_DUMP, TESTS,
-                           str(port)], capture_output=True, timeout=30)
+                           str(port)], capture_output=True, timeout=300)
     return ast.literal_eval(proc.stdout.decode()) if proc.returncode == 0 else None
 
 
@@ -166,7 +166,7 @@ def test_chroot_gets_a_helper_of_its_own(chroot, memcached, tmp_path):
     helper = outside.warm()
     assert inside.name() != outside.name(), "the chroot's helper has the name of the one outside it"
     inside("-d")
-    own = wait_for(lambda: inside.served() and inside.helper_pid(), "a helper of the chroot to serve", 10)
+    own = wait_for(lambda: inside.served() and inside.helper_pid(), "a helper of the chroot to serve")
     assert own != helper
 
 
@@ -178,7 +178,7 @@ def test_helper_started_in_a_chroot_serves_no_caller_outside(chroot, memcached, 
     path = str(tmp_path / "f.txt")
     proc = inside("-d", "-s", memcached.address, "--key=in", path)
     assert (proc.returncode, first_line(proc)) == (0, STARTING)
-    chrooted = wait_for(lambda: inside.served() and inside.helper_pid(), "the chroot's helper to serve", 10)
+    chrooted = wait_for(lambda: inside.served() and inside.helper_pid(), "the chroot's helper to serve")
     proc = outside("-d", "-s", memcached.address, "--key=out", path)
     assert (proc.returncode, dump_items(memcached)) == \
         (0, {b"in": (0, b"inside the chroot", -1), b"out": (0, b"outside the chroot", -1)}), first_line(proc)
@@ -238,7 +238,7 @@ def _nice():
 def _loginuid():
     with open("/proc/self/loginuid") as loginuid:
         uid = "4243" if loginuid.read().strip() == "4242" else "4242"
-    check = subprocess.run(["sh", "-c", f"echo {uid} > /proc/self/loginuid"], capture_output=True, timeout=30)
+    check = subprocess.run(["sh", "-c", f"echo {uid} > /proc/self/loginuid"], capture_output=True, timeout=300)
     if check.returncode != 0:
         pytest.skip(f"cannot set the audit login uid: {check.stderr.decode().strip()}")
 
@@ -300,7 +300,7 @@ def cgroup():
                 except ProcessLookupError:
                     pass
             try:
-                wait_for(lambda: not members(), f"{made} to be left", 10)
+                wait_for(lambda: not members(), f"{made} to be left")
                 break
             except AssertionError:
                 continue
@@ -311,7 +311,7 @@ def cgroup():
                 return True
             except OSError as exc:
                 return exc.errno == errno.ENOENT
-        wait_for(removed, f"{made} to be removed", 15)
+        wait_for(removed, f"{made} to be removed")
 
 
 def _into(procs):

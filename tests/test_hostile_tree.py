@@ -18,7 +18,7 @@ def memccp(*argv, **kwargs) -> subprocess.CompletedProcess:
     """The checkout's memccp in a child process, bounded in time: a hang fails the test."""
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ROOT, "LC_ALL": "C.UTF-8"}
     return subprocess.run([sys.executable, "-m", "memccp_py", *map(str, argv)], env=env,
-                          capture_output=True, text=True, timeout=30, **kwargs)
+                          capture_output=True, text=True, timeout=300, **kwargs)
 
 
 

@@ -30,7 +30,7 @@ def memccp(*argv: object, stdin: Optional[str] = None) -> subprocess.CompletedPr
     """The checkout's memccp, in-process in a child, as root, bounded in time."""
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": ROOT, "LC_ALL": "C.UTF-8"}
     return subprocess.run([sys.executable, "-m", "memccp_py", *map(str, argv)], env=env,
-                          input=stdin, capture_output=True, text=True, timeout=30)
+                          input=stdin, capture_output=True, text=True, timeout=300)
 
 
 def as_nobody(path: Path) -> Path:
@@ -88,11 +88,11 @@ class Swapper:
             cwd="/", stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True)
         ready = self.process.stdout.readline()  # an event: its first exchange is done
-        assert ready == "ready\n", (ready, self.process.communicate(timeout=10))
+        assert ready == "ready\n", (ready, self.process.communicate(timeout=300))
 
     def stop(self) -> int:
         """Stop it (every pair back as it was); the number of exchanges it made."""
-        out, err = self.process.communicate(timeout=10)  # closing stdin stops it
+        out, err = self.process.communicate(timeout=300)  # closing stdin stops it
         assert (self.process.returncode, err) == (0, ""), (out, err)
         swaps = int(out.split("swaps ", 1)[1].split()[0])
         assert swaps > 0, out
@@ -112,7 +112,7 @@ def swapper() -> Iterator[Callable[..., Swapper]]:
     for one in started:
         if one.process.poll() is None:
             one.process.terminate()
-            one.process.communicate(timeout=10)
+            one.process.communicate(timeout=300)
 
 
 def named(run: int, stderr: str, *shown: str) -> None:
@@ -172,7 +172,7 @@ def test_admin_loop_while_swapped(memcached, site, swapper, swapped, helper):
            "LC_ALL": "C.UTF-8", **({"MEMCCP_HELPER": "off"} if helper == "off" else {})}
     for run in range(RUNS):
         result = subprocess.run(["/bin/sh", "-c", ADMIN_LOOP], env=env, capture_output=True,
-                                text=True, timeout=60)
+                                text=True, timeout=300)
         assert (result.returncode in (0, 1), result.stdout, leaked(memcached)) == (True, "", []), \
             f"run {run}: {result}"
         own = [line for line in result.stderr.splitlines() if not line.startswith("find: ")]
@@ -293,7 +293,7 @@ def test_standard_input_closed(memcached, command, argv):
     program = [sys.executable, "-m", "memccp_py"] if command.startswith("python3") else ["memccp"]
     result = subprocess.run(["/bin/sh", "-c", 'exec "$@" <&-', "sh", *program,
                              "-s", memcached.address, *argv],
-                            env=env, capture_output=True, text=True, timeout=30)
+                            env=env, capture_output=True, text=True, timeout=300)
     assert (result.returncode, result.stdout, dump_items(memcached)) == (1, "", {}), result
     line, = result.stderr.splitlines()
     assert line.startswith("memccp: ") and "standard input" in line, line

@@ -13,7 +13,7 @@ def memccp_with(redirect: str, *argv: str) -> subprocess.CompletedProcess:
     """Run this checkout's memccp under sh with *redirect* (e.g. '>&-') applied."""
     env = dict(os.environ, PYTHONPATH=ROOT)
     return subprocess.run(["/bin/sh", "-c", f'exec "$@" {redirect}', "sh", "/usr/bin/python3",
-                           "-m", "memccp_py", *argv], env=env, capture_output=True, timeout=120)
+                           "-m", "memccp_py", *argv], env=env, capture_output=True, timeout=300)
 
 
 def files(tmp_path, count):

@@ -31,7 +31,7 @@ def test_systemd_analyze_verify(tmp_path):
     assert analyze, "systemd-analyze is missing (apt-get install systemd)"
     shutil.copy(UNIT, tmp_path / "memccp-preload@.service")
     result = subprocess.run([analyze, "verify", str(tmp_path / "memccp-preload@www.service")],
-                            capture_output=True, text=True, timeout=120,
+                            capture_output=True, text=True, timeout=300,
                             env={"PATH": SYSTEM_PATH, "SYSTEMD_LOG_COLOR": "0"})
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
@@ -86,7 +86,7 @@ def test_unit_command_line_fills_memcached(memcached, tmp_path):
                          "--recursive"]
     assert argv[-1] == str(docroot)
     result = subprocess.run(["/usr/bin/python3", "-m", "memccp_py", *argv[1:]],
-                            env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, timeout=120)
+                            env=dict(os.environ, PYTHONPATH=ROOT), capture_output=True, timeout=300)
     assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
     assert stored_keys(memcached) == {b"/index.html?", b"/?", b"/docs/index.html?", b"/docs/?",
                                       b"/my%20docs/a.css?", b"/img/logo.gif?"}

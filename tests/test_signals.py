@@ -1,10 +1,16 @@
 """The command as a process: Ctrl-C, a closed stdout, a server killed mid-run."""
 
+import errno
 import os
 import signal
 import subprocess
+import sys
 
-from conftest import start_memcached, stop, text_get
+import pytest
+
+from conftest import dump_items, start_memcached, stop, text_get
+from helpers import waiting_to_read
+from test_helper import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -24,8 +30,65 @@ def test_ctrl_c(memcached, tmp_path):
     # open() returns once memccp opened the list: it is past start-up and waiting for names
     with open(fifo, "w"):  # never closed until after the signal
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
+        out, err = proc.communicate(timeout=300)  # a hang guard: it ends at once
     assert (proc.returncode, out, err) == (130, b"", b"memccp: interrupted\n")
+    assert dump_items(memcached) == {}
+
+
+#: memccp in-process (argv: checkout, then memccp's), with a thread that, once it reads a byte
+#: on descriptor CONTROL (the environment says which), sends SIGINT to itself: its handler is
+#: then run (the interpreter notes it) without interrupting the main thread's system call,
+#: as with a Ctrl-C that comes just before the run begins to wait.
+ASIDE = """
+import os, signal, sys, threading
+sys.path.insert(0, sys.argv.pop(1))
+from memccp_py import cli
+
+def deliver():
+    os.read(int(os.environ["CONTROL"]), 1)
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+threading.Thread(target=deliver, daemon=True).start()
+sys.exit(cli.main())
+"""
+
+
+def test_ctrl_c_that_does_not_interrupt_the_wait_for_names(memcached, tmp_path):
+    """A Ctrl-C noted while the run already waits for names, its read not interrupted: the
+    run still ends at once, 'interrupted', exit 130, nothing stored."""
+    fifo = tmp_path / "names"
+    os.mkfifo(fifo)
+    control, trigger = os.pipe()
+    proc = subprocess.Popen(["/usr/bin/python3", "-c", ASIDE, ROOT, "-s", memcached.address,
+                             f"--files-from={fifo}"], env=dict(os.environ, CONTROL=str(control)),
+                            pass_fds=(control,), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(control)
+    with open(fifo, "w"):  # never closed until it has ended
+        wait_for(lambda: waiting_to_read(proc.pid), "the run to wait for names")
+        os.write(trigger, b"!")
+        out, err = proc.communicate(timeout=300)  # a hang guard: it ends at once
+    os.close(trigger)
+    assert (proc.returncode, out, err) == (130, b"", b"memccp: interrupted\n")
+    assert dump_items(memcached) == {}
+
+
+def test_dropped_node_runs_no_python_code(tmp_path):
+    """A dropped Node closes its descriptor without running Python code: a Ctrl-C raised in
+    a finaliser would be printed and dropped, and the run would go on (as once it did,
+    waiting for names that never came)."""
+    from memccp_py.resolve import Scope
+
+    node = Scope().resolve(None, str(tmp_path))
+    fd, ran = node.fd, []
+    sys.setprofile(lambda frame, event, arg: ran.append(frame.f_code.co_name) if event == "call" else None)
+    try:
+        del node
+    finally:
+        sys.setprofile(None)
+    assert ran == []
+    with pytest.raises(OSError) as closed:
+        os.fstat(fd)
+    assert closed.value.errno == errno.EBADF
 
 
 def test_closed_stdout_keeps_copying(memcached, tmp_path):
@@ -39,7 +102,7 @@ def test_closed_stdout_keeps_copying(memcached, tmp_path):
     reader_gone.wait()
     proc = subprocess.run(["/usr/bin/python3", "-m", "memccp_py", "-v", "-s", memcached.address, *paths],
                           env=dict(os.environ, PYTHONPATH=ROOT), stdout=reader_gone.stdin,
-                          stderr=subprocess.PIPE, timeout=60)
+                          stderr=subprocess.PIPE, timeout=300)
     assert proc.returncode == 0
     assert proc.stderr.startswith(b"memccp: 3000 files, 3000 stored")
     assert text_get(memcached, b"p2999") == (0, b"2999")
@@ -64,7 +127,7 @@ def test_server_killed_mid_run(tmp_path):
         names.write("".join(p + "\n" for p in paths[100:]))
     rest = proc.stdout.read()  # (communicate() would skip what readline() buffered)
     err = proc.stderr.read()
-    proc.wait(timeout=30)
+    proc.wait(timeout=300)  # a hang guard
     confirmed = set((first + rest).decode().split())
     failed = {line.split(": ")[1] for line in err.decode().splitlines() if ": server " in line}
     assert proc.returncode == 1

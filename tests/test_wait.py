@@ -45,7 +45,7 @@ def text_only_peer():
     stop.set()
     sock.shutdown(socket.SHUT_RDWR)  # wakes the accept()
     sock.close()
-    thread.join(10)
+    thread.join(300)
     assert not thread.is_alive()
 
 
@@ -87,7 +87,7 @@ def test_wait_until_memcached_starts(tmp_path):
     try:
         hang_up_twice(silent, proc)
         server = start_memcached(port=port)
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=300)
         assert (proc.returncode, out, err) == (0, b"", b"")
         assert item(server, b"/page.html") == (0, b"<p>warm</p>", -1)
     finally:
@@ -162,7 +162,7 @@ def test_wait_for_a_unix_socket_memcached(tmp_path):
         hang_up_twice(silent, proc)
         os.unlink(path)
         server = start_memcached(unix_path=path)
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=300)
         assert (proc.returncode, out, err) == (0, b"", b"")
         assert item(server, b"/page.html") == (0, b"<p>unix</p>", -1)
     finally:

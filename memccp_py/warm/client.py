@@ -11,6 +11,7 @@ import sys
 
 import _signal
 import _socket
+import select
 
 STDIO_OPEN = "".join("1" if stream is not None else "0"
                      for stream in (sys.stdin, sys.stdout, sys.stderr))  # as at start-up
@@ -213,14 +214,35 @@ class Lines:
     def __init__(self, sock) -> None:
         self.sock, self.buffer = sock, b""
 
-    def next(self):
+    def next(self, wake: int | None = None):
+        """The next line, None at the end. With *wake* (the signal wake-up pipe), wait in
+        poll() for the socket or a signal: the handler of one that came just before the
+        wait runs at once, not once the line comes (the call's end, for its status)."""
         while b"\n" not in self.buffer:
+            if wake is not None:
+                _wait_readable(self.sock.fileno(), wake)
             chunk = self.sock.recv(256)
             if not chunk:
                 return None
             self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
         return line
+
+
+def _wait_readable(fd: int, wake: int) -> None:
+    """Return once *fd* is readable (or at its end); signals received meanwhile, or just
+    before, wake the wait (their handlers run as it returns)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    poller.register(wake, select.POLLIN)
+    while True:
+        if any(which == fd for which, _ in poller.poll()):
+            return
+        try:
+            while posix.read(wake, 64):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
 
 
 def _kill(pid: int, signum: int) -> None:
@@ -254,6 +276,8 @@ def via_helper(directory: bytes, name: bytes, refusal: list):
             _kill(worker[0], _signal.SIGCONT)
 
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    wake = posix.pipe2(posix.O_NONBLOCK | posix.O_CLOEXEC)  # written on each signal
+    previous_wake = _signal.set_wakeup_fd(wake[1])
     try:
         try:
             cwd = posix.open(".", posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
@@ -297,11 +321,14 @@ def via_helper(directory: bytes, name: bytes, refusal: list):
         except OSError:
             pass  # the worker is gone; the helper may have said how already
         try:
-            status = reply.next()
+            status = reply.next(wake[0])
         except OSError:
             status = None
     finally:
         sock.close()
+        _signal.set_wakeup_fd(previous_wake)
+        posix.close(wake[0])
+        posix.close(wake[1])
     if status is None:
         if STDIO_OPEN[2] == "1":
             posix.write(2, b"memccp: internal error: the helper's worker ended without an exit status\n")
