@@ -15,7 +15,7 @@ A worker that accepts a call tells the helper ("T", with the connection); the he
 the next worker once that call is over (or has run SPARE_DELAY), so that its fork and warm-up
 overlap the next client's start rather than the running call, and the other spare, ready
 since the call before, takes the next call even when that warm-up is not over. Workers serve only a caller
-in the helper's own context, read from /proc (memccp_py/warm/client.py context(); another
+in the helper's own context, read from /proc (memccp_py/warm/context.py; another
 context is told the name of its own helper). The helper exits after MEMCCP_HELPER_IDLE
 seconds (default 5, at most 60) without a call, and as soon as the code it runs has
 changed on disk (memccp_py/warm/codewatch.py; a worker that finds out first says "R").
@@ -32,7 +32,7 @@ import socket
 import sys
 import time
 
-from memccp_py.warm.client import context
+from memccp_py.warm.context import context
 from memccp_py.warm.codewatch import CodeWatch
 from memccp_py.warm.rehearsal import listen_unix, rehearse
 

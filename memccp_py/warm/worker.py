@@ -105,10 +105,10 @@ SO_PEERPIDFD = getattr(socket, "SO_PEERPIDFD", 77)
 
 def _compare(conn: socket.socket, own: list) -> tuple[bytes | None, dict]:
     """(None, what else is known of the caller) when the process at the other end of *conn*
-    is, in every respect :func:`memccp_py.warm.client.context` reads from /proc (never from what
+    is, in every respect :func:`memccp_py.warm.context.context` reads from /proc (never from what
     it says), the same as this helper's *own*; else (the name of the helper of the caller's
     context, or "-", and why not, {})."""
-    from memccp_py.warm.client import context, helper_name
+    from memccp_py.warm.context import context, helper_name
 
     pid, uid, gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
     if uid != os.getuid() or gid != os.getgid():
