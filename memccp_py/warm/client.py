@@ -255,8 +255,8 @@ def start_helper(directory: bytes, name: bytes) -> None:
 
 def in_process(why: str) -> int:
     """Run the call here: make bmemcached importable (-S left site out), keeping memccp_py
-    where it was found, and its own directory off the path (bin/memccp put it first to
-    import this module alone; its modules' names must not hide any other)."""
+    where it was found, and its own directory off the path, were it there (its modules'
+    names must not hide any other)."""
     package = __file__.rpartition("/")[0]
     sys.path[:] = [path for path in sys.path if path != package]
     if sys.flags.no_site:
