@@ -260,7 +260,6 @@ class Helper:
             pass
 
     def _reap(self) -> None:
-        self._messages()  # a worker says it took a call before it can end
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
@@ -268,6 +267,11 @@ class Helper:
                 return
             if pid == 0:
                 return
+            # Read after the reaping, not only before: a worker that took a call, served it and
+            # ended in between would pass for a spare that died, and its connection stay here
+            # for good (the helper then never idle, its next spare forked late, and that pid
+            # killed when reused). What it said before it ended is in the channel by now.
+            self._messages()
             self._finished(pid, status)
 
     def _finished(self, pid: int, status: int) -> None:
