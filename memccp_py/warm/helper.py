@@ -268,10 +268,10 @@ class Helper:
                 return
             if pid == 0:
                 return
-            # Read after the reaping, not only before: a worker that took a call, served it and
-            # ended in between would pass for a spare that died, and its connection stay here
-            # for good (the helper then never idle, its next spare forked late, and that pid
-            # killed when reused). What it said before it ended is in the channel by now.
+            # Read after each reaping, not before it: a worker that took a call, served it and
+            # ended between the two would pass for a spare that died, and its connection stay
+            # here for good (the helper then never idle, its next spare forked late, and that
+            # pid killed when reused). What it said before it ended is in the channel by now.
             self._messages()
             self._finished(pid, status)
 
