@@ -41,8 +41,8 @@ DIRECT = ("import sys; sys.path.insert(0, sys.argv.pop(1)); from memccp_py.warm 
           "why = []; print(client.via_helper(sys.argv.pop(1).encode(), "
           "sys.argv.pop(1).encode(), why), [reason for _, reason in why])")
 #: The name of the helper of the context this snippet runs in (argv: checkout).
-NAME = ("import sys; sys.path.insert(0, sys.argv[1]); from memccp_py.warm import client; "
-        "print(client.helper_name(client.context()[0]).decode())")
+NAME = ("import sys; sys.path.insert(0, sys.argv[1]); from memccp_py.warm import context; "
+        "print(context.helper_name(context.context()[0]).decode())")
 
 
 class Within(Memccp):

@@ -33,16 +33,6 @@ def installation() -> bytes:
     return b"%x-%x" % (st.st_dev, st.st_ino)
 
 
-#: What the kernel knows of a process that a call's outcome depends on, besides what the
-#: call brings (arguments, environment, umask, directory, descriptors): a helper serves only
-#: callers for which all of it is the same as for itself, and each context has its own.
-NAMESPACES = (b"mnt", b"net", b"pid", b"user", b"uts", b"ipc", b"cgroup", b"time")
-CAPABILITIES = (b"CapInh", b"CapPrm", b"CapEff", b"CapBnd", b"CapAmb")
-FILES = ((b"security label", b"attr/current"), (b"cgroup", b"cgroup"),
-         (b"audit login uid", b"loginuid"), (b"audit session", b"sessionid"),
-         (b"resource limits", b"limits"))
-
-
 def _read(path: bytes, directory: int | None = None) -> bytes:
     """A small file whole (in *directory*, a descriptor, where given), b"?" where it cannot
     be read (absent, not allowed). /proc hands a small file over in one read."""
@@ -62,96 +52,6 @@ def _read(path: bytes, directory: int | None = None) -> bytes:
         return b"?"
     finally:
         posix.close(fd)
-
-
-_LABELLING = None
-
-
-def _labels() -> bool:
-    """Whether a security module that labels processes (SELinux, AppArmor, Smack) is
-    active, asked once: this process's own label reads then; without one, no process's
-    label does (each is the same "?")."""
-    global _LABELLING
-    if _LABELLING is None:
-        _LABELLING = _read(b"/proc/self/attr/current") != b"?"
-    return _LABELLING
-
-
-def _root(proc: int) -> bytes:
-    """The root directory of the process whose /proc directory is *proc*: its device, inode
-    and mount (a chroot onto a bind mount of / has the inode of / but a mount of its own);
-    not its name, which depends on who looks."""
-    try:
-        fd = posix.open(b"root", posix.O_PATH | posix.O_CLOEXEC, dir_fd=proc)
-    except OSError:
-        return b"?"
-    try:
-        st = posix.fstat(fd)
-        mount = b"?"
-        for line in _read(b"/proc/self/fdinfo/%d" % fd).split(b"\n"):
-            if line.startswith(b"mnt_id:"):
-                mount = line[7:].strip()
-        return b"%d:%d:%s" % (st.st_dev, st.st_ino, mount)
-    except OSError:
-        return b"?"
-    finally:
-        posix.close(fd)
-
-
-def context(proc: bytes = b"/proc/self"):
-    """The context of the process *proc* (/proc/self, /proc/PID): a list of (property,
-    value) pairs, then a dict of what is not compared but used (SigIgn, the terminal).
-    Everything is read below one descriptor of *proc*: the process cannot change under it."""
-    try:
-        where = posix.open(proc, posix.O_PATH | posix.O_DIRECTORY | posix.O_CLOEXEC)
-    except OSError:
-        where = None
-    try:
-        return _context(where)
-    finally:
-        if where is not None:
-            posix.close(where)
-
-
-def _context(proc):
-    pairs = []
-    for name in NAMESPACES:
-        try:
-            if proc is None:
-                raise OSError
-            pairs.append((name + b" namespace", posix.readlink(b"ns/" + name, dir_fd=proc)))
-        except OSError:
-            pairs.append((name + b" namespace", b"?"))
-    pairs.append((b"root directory", _root(proc) if proc is not None else b"?"))
-    status = {}
-    for line in _read(b"status", proc).split(b"\n"):
-        key, _, value = line.partition(b":")
-        status[key] = b" ".join(value.split())
-    pairs.append((b"user and group ids", status.get(b"Uid", b"?") + b"/" + status.get(b"Gid", b"?")))
-    pairs.append((b"groups", status.get(b"Groups", b"?")))
-    pairs.append((b"capabilities", b" ".join(status.get(key, b"?") for key in CAPABILITIES)))
-    pairs.append((b"no_new_privs", status.get(b"NoNewPrivs", b"?")))
-    pairs.append((b"seccomp", status.get(b"Seccomp", b"?") + b"/" + status.get(b"Seccomp_filters", b"?")))
-    for name, file in FILES:
-        if name == b"security label" and not _labels():
-            pairs.append((name, b"none"))  # no module that labels processes is active
-        else:
-            pairs.append((name, _read(file, proc)))
-    fields = _read(b"stat", proc).rpartition(b")")[2].split()
-    pairs.append((b"nice value", fields[16] if len(fields) > 16 else b"?"))
-    extra = {b"SigIgn": status.get(b"SigIgn", b"0"),
-             b"pgrp": fields[2] if len(fields) > 5 else b"?",
-             b"tty": fields[4] if len(fields) > 5 else b"?",
-             b"tpgid": fields[5] if len(fields) > 5 else b"?"}
-    return pairs, extra
-
-
-def helper_name(pairs) -> bytes:
-    """The name of the helper for this installation and the context *pairs*, as a helper
-    of another context tells a caller it refuses: equal installations and contexts, equal
-    names (short: a socket's path has 108 bytes)."""
-    data = b"\0".join([installation(), *(value for _, value in pairs)])
-    return b"%010x" % (int.from_bytes(data, "little") % 0xFFFFFFFFA9)  # 2**40 - 87, a prime
 
 
 def fsencode(text: str) -> bytes:
@@ -382,8 +282,8 @@ def start_helper(directory: bytes, name: bytes) -> None:
 
 def in_process(why: str) -> int:
     """Run the call here: make bmemcached importable (-S left site out), keeping memccp_py
-    where it was found, and its own directory off the path (bin/memccp put it first to
-    import this module alone; its modules' names must not hide any other)."""
+    where it was found, and its own directory off the path, were it there (its modules'
+    names must not hide any other)."""
     package = __file__.rpartition("/")[0]
     sys.path[:] = [path for path in sys.path if path != package]
     if sys.flags.no_site:

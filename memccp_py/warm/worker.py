@@ -37,6 +37,7 @@ def work(helper) -> None:
     if not select.select([helper.listener], [], [], 0)[0]:
         signal.pthread_sigmask(signal.SIG_BLOCK, {RETIRE})  # ends after the rehearsal's tidying
         helper.rehearse()  # while no one waits: the memory a call writes is copied now
+        _rehearse_check(helper.context)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {RETIRE})
     taken = _accept(helper)
     if taken is None:
@@ -104,10 +105,10 @@ SO_PEERPIDFD = getattr(socket, "SO_PEERPIDFD", 77)
 
 def _compare(conn: socket.socket, own: list) -> tuple[bytes | None, dict]:
     """(None, what else is known of the caller) when the process at the other end of *conn*
-    is, in every respect :func:`memccp_py.warm.client.context` reads from /proc (never from what
+    is, in every respect :func:`memccp_py.warm.context.context` reads from /proc (never from what
     it says), the same as this helper's *own*; else (the name of the helper of the caller's
     context, or "-", and why not, {})."""
-    from memccp_py.warm.client import context, helper_name
+    from memccp_py.warm.context import context, helper_name
 
     pid, uid, gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
     if uid != os.getuid() or gid != os.getgid():
@@ -129,6 +130,22 @@ def _compare(conn: socket.socket, own: list) -> tuple[bytes | None, dict]:
         if value != mine:  # the caller is told which helper is its context's
             return helper_name(pairs) + b" " + name + b" differs", {}
     return None, extra
+
+
+def _rehearse_check(own: list) -> None:
+    """Check this worker itself as a caller, while no one waits: the pages a check writes
+    are copied and its code and data are in the caches before a caller waits on them."""
+    try:
+        ends = socket.socketpair()
+    except OSError:
+        return
+    try:
+        _compare(ends[0], own)
+    except OSError:
+        pass
+    finally:
+        for end in ends:
+            end.close()
 
 
 def _refuse(conn: socket.socket, why: bytes) -> None:
@@ -153,8 +170,10 @@ def _in_background(caller: dict, request) -> bool:
 def _ignore_as(caller: dict) -> None:
     """Ignore the signals the caller ignores (nohup, a background job of a script)."""
     ignored = int(caller.get(b"SigIgn", b"0"), 16)
-    for signum in range(1, signal.NSIG):
-        if ignored >> (signum - 1) & 1 and signum not in (signal.SIGKILL, signal.SIGSTOP):
+    while ignored:  # the set bits alone: a caller ignores two or three signals of 64
+        signum = (ignored & -ignored).bit_length()
+        ignored &= ignored - 1
+        if signum < signal.NSIG and signum not in (signal.SIGKILL, signal.SIGSTOP):
             try:
                 signal.signal(signum, signal.SIG_IGN)
             except (OSError, ValueError):
