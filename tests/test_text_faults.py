@@ -3,11 +3,13 @@ binary fault matrix (test_faults.py): the faulty peer's files are named with the
 the real memcached beside it gets its files; the same lines unbuffered and with -B."""
 
 import os
+import subprocess
 import threading
 
 import pytest
 
 from conftest import dump_items
+from test_signals import memccp
 from helpers import make_files, placed_on, run
 from peers import TEXT_FAULTS, close_at_second, like_text_memcached, like_twemproxy, stored
 
@@ -139,3 +141,27 @@ def test_auto_speaks_text_to_a_proxy(peers, tmp_path, capsys, version, reset, pa
                    f"{at} answers no statistics (a proxy?): evictions and item sizes there are "
                    f"unknown\nmemccp: 5 files, 5 stored ({size} bytes), 0 failed\n")
     assert items == {os.path.basename(p).encode(): (3, open(p, "rb").read()) for p in paths}
+
+
+@pytest.mark.xfail(strict=True, reason="the binary probe waits for a whole header after ERROR")
+@pytest.mark.parametrize("option", ["--protocol=auto", "-b"])
+def test_text_error_line_rejects_binary_at_once(ascii_memcached, tmp_path, option):
+    """memcached -B ascii answers the binary probe with ERROR and keeps the connection open:
+    that line decides at once (auto: meta, stored; -b: the file fails), --timeout=300 never
+    runs out (the 20 s limit on the process only guards against a hang)."""
+    (tmp_path / "t.txt").write_bytes(b"t")
+    proc = memccp(option, "--timeout=300", "-s", ascii_memcached.address, str(tmp_path / "t.txt"))
+    try:
+        out, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    if option == "-b":
+        assert (proc.returncode, out, err) == (1, b"", (
+            f"memccp: {tmp_path / 't.txt'}: server {ascii_memcached.address}: does not speak the "
+            "binary protocol (it answered 'ERROR'); --protocol=text or meta speaks to it\n").encode())
+        assert dump_items(ascii_memcached) == {}
+    else:
+        assert (proc.returncode, out, err) == (0, b"", b"")
+        assert dump_items(ascii_memcached) == {b"t.txt": (0, b"t", -1)}
