@@ -143,7 +143,6 @@ def test_auto_speaks_text_to_a_proxy(peers, tmp_path, capsys, version, reset, pa
     assert items == {os.path.basename(p).encode(): (3, open(p, "rb").read()) for p in paths}
 
 
-@pytest.mark.xfail(strict=True, reason="the binary probe waits for a whole header after ERROR")
 @pytest.mark.parametrize("option", ["--protocol=auto", "-b"])
 def test_text_error_line_rejects_binary_at_once(ascii_memcached, tmp_path, option):
     """memcached -B ascii answers the binary probe with ERROR and keeps the connection open:

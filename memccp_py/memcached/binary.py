@@ -102,7 +102,7 @@ class Binary(Protocol):
         try:
             exchange()
             if peek:
-                frames.header(self.wire, MAX_REPLY_BODY)
+                self._peek_header()
         except WireFault as exc:
             if bytes(self.wire.inbox).startswith(TEXT_ERRORS):
                 said = bytes(self.wire.inbox[:200]).split(b"\r\n")[0].split(b"\n")[0]
@@ -110,6 +110,16 @@ class Binary(Protocol):
             if isinstance(exc, Closed) and not self.wire.heard:
                 raise Rejected("it closed the connection at the first binary request") from None
             raise
+
+    def _peek_header(self) -> None:
+        """Wait for the first reply's header, but no longer than for a text line: a text
+        server answers the probe with one line (ERROR) and then waits, open, for more."""
+        wire = self.wire
+        while len(wire.inbox) < frames.HEADER.size:
+            if wire.inbox[:1] != bytes([frames.RESPONSE]) and b"\n" in wire.inbox:
+                raise WireFault(frames.not_binary(wire))
+            wire.fill(len(wire.inbox) + 1)
+        frames.header(wire, MAX_REPLY_BODY)
 
     def _send(self, data):
         if self.wire.heard is False and len(data) == frames.HEADER.size and data[1] == _SASL_LIST:
