@@ -265,10 +265,16 @@ def ttl(server: Memcached, key: bytes) -> int:
 
 def dump_items(server: Memcached) -> Dict[bytes, Tuple[int, bytes, int]]:
     """Every item *server* holds: key -> (flags, value, ttl), ttl -1 for never. Keys of any
-    bytes (spaces, controls) are listed by the LRU crawler and fetched base64-encoded."""
-    listing = text_command(server, b"lru_crawler metadump all")
-    keys = [urllib.parse.unquote_to_bytes(line.split(b" ", 1)[0][4:])
-            for line in listing.splitlines() if line.startswith(b"key=")]
+    bytes (spaces, controls) are listed by the LRU crawler and fetched base64-encoded. A crawl
+    misses items the LRU maintainer moves meanwhile (after a read): it is done again until it
+    lists as many keys as the server counts items."""
+    for _ in range(100):
+        listing = text_command(server, b"lru_crawler metadump all")
+        keys = {urllib.parse.unquote_to_bytes(line.split(b" ", 1)[0][4:])
+                for line in listing.splitlines() if line.startswith(b"key=")}
+        count = text_command(server, b"stats").split(b"STAT curr_items ", 1)[1].split(b"\r\n", 1)[0]
+        if len(keys) == int(count):
+            break
     items = {}
     with connect(server) as sock:
         reader = sock.makefile("rb")
