@@ -267,17 +267,22 @@ def ttl(server: Memcached, key: bytes) -> int:
 
 def dump_items(server: Memcached) -> Dict[bytes, Tuple[int, bytes, int]]:
     """Every item *server* holds: key -> (flags, value, ttl), ttl -1 for never. Keys of any
-    bytes (spaces, controls) are listed by the LRU crawler and fetched base64-encoded."""
+    bytes (spaces, controls) are listed by the LRU crawler and fetched base64-encoded. A crawl
+    misses items the LRU maintainer moves meanwhile (after a read): it is done again until it
+    lists as many keys as the server counts items."""
     # memcached's own LRU crawler may be running (it starts by itself): the metadump then
     # answers BUSY at once, and is asked again until the crawler is free.
     for _ in range(2000):
         listing = text_command(server, b"lru_crawler metadump all")
-        if not listing.startswith(b"BUSY "):
+        if listing.startswith(b"BUSY "):
+            time.sleep(0.01)
+            continue
+        assert listing.endswith(b"END\r\n"), listing[-200:]
+        keys = {urllib.parse.unquote_to_bytes(line.split(b" ", 1)[0][4:])
+                for line in listing.splitlines() if line.startswith(b"key=")}
+        count = text_command(server, b"stats").split(b"STAT curr_items ", 1)[1].split(b"\r\n", 1)[0]
+        if len(keys) == int(count):
             break
-        time.sleep(0.01)
-    assert listing.endswith(b"END\r\n"), listing[-200:]
-    keys = [urllib.parse.unquote_to_bytes(line.split(b" ", 1)[0][4:])
-            for line in listing.splitlines() if line.startswith(b"key=")]
     items = {}
     with connect(server) as sock:
         reader = sock.makefile("rb")

@@ -288,3 +288,25 @@ def test_expiry_over_31_bits(memcached, tmp_path, capsys, protocol, path):
                                     "protocol: the item would expire at once (--protocol=binary "
                                     "stores it)\n")
         assert dump_items(memcached) == {}
+
+
+@pytest.mark.parametrize("server", ["memcached", "ascii_memcached"])
+def test_meta_carries_blank_keys_and_verifies_them(server, tmp_path, capsys, request):
+    """meta (pinned, or chosen by auto on memcached -B ascii) stores and --verify reads back
+    keys with a space and a tab (base64), exact; exit 0."""
+    target = request.getfixturevalue(server)
+    (tmp_path / "c d").write_bytes(b"x\r\ny")
+    (tmp_path / "e\tf").write_bytes(b"\x00")
+    protocol = ["--protocol=meta"] if server == "memcached" else []
+    code, out, err = run(capsys, "-v", "--verify", *protocol, "-s", target.address,
+                         str(tmp_path / "c d"), str(tmp_path / "e\tf"))
+    warning = "warning: key contains space or control bytes (0x{:02x}): a text-protocol reader " \
+              "such as nginx cannot fetch it (see --escape=nginx)"
+    chosen = "" if protocol else (f"memccp: server {target.address} rejects the binary protocol "
+                                  "(it answered 'ERROR'): speaking meta to it\n")
+    assert (code, out) == (0, "c d\ne\\x09f\n")
+    assert err == (f"memccp: {tmp_path / 'c d'}: {warning.format(0x20)}\n" + chosen
+                   + f"memccp: {tmp_path}/e\\x09f: {warning.format(0x09)}\n"
+                   "memccp: 2 files, 2 stored (5 bytes), 0 failed\n"
+                   "memccp: verified 2 items, 0 missing or different\n")
+    assert dump_items(target) == {b"c d": (0, b"x\r\ny", -1), b"e\tf": (0, b"\x00", -1)}

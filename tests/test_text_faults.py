@@ -3,11 +3,13 @@ binary fault matrix (test_faults.py): the faulty peer's files are named with the
 the real memcached beside it gets its files; the same lines unbuffered and with -B."""
 
 import os
+import subprocess
 import threading
 
 import pytest
 
 from conftest import dump_items
+from test_signals import memccp
 from helpers import make_files, placed_on, run
 from peers import (TEXT_FAULTS, close_at_second, like_text_memcached, like_twemproxy, stored,
                    text_requests)
@@ -200,3 +202,26 @@ def test_meta_is_checked_again_on_every_connection(peers, tmp_path, capsys):
                    f"memccp: {paths[2]}: server {bad}: does not speak the meta protocol (it "
                    "answered 'ERROR')\n")
     assert seen == [open(paths[0], "rb").read()]
+
+
+@pytest.mark.parametrize("option", ["--protocol=auto", "-b"])
+def test_text_error_line_rejects_binary_at_once(ascii_memcached, tmp_path, option):
+    """memcached -B ascii answers the binary probe with ERROR and keeps the connection open:
+    that line decides at once (auto: meta, stored; -b: the file fails), --timeout=300 never
+    runs out (the 20 s limit on the process only guards against a hang)."""
+    (tmp_path / "t.txt").write_bytes(b"t")
+    proc = memccp(option, "--timeout=300", "-s", ascii_memcached.address, str(tmp_path / "t.txt"))
+    try:
+        out, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    if option == "-b":
+        assert (proc.returncode, out, err) == (1, b"", (
+            f"memccp: {tmp_path / 't.txt'}: server {ascii_memcached.address}: does not speak the "
+            "binary protocol (it answered 'ERROR'); --protocol=text or meta speaks to it\n").encode())
+        assert dump_items(ascii_memcached) == {}
+    else:
+        assert (proc.returncode, out, err) == (0, b"", b"")
+        assert dump_items(ascii_memcached) == {b"t.txt": (0, b"t", -1)}
