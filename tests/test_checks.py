@@ -82,15 +82,16 @@ def test_verify_names_each_missing_item(small_memcached, tmp_path, capsys, path)
 
 
 @pytest.mark.parametrize("path", PATHS)
-def test_verify_names_changed_items(memcached, tmp_path, monkeypatch, path):
+@pytest.mark.parametrize("protocol", ["binary", "text", "meta"])
+def test_verify_names_changed_items(memcached, tmp_path, monkeypatch, protocol, path):
     """Items changed by someone else during the run (other bytes, other flags, deleted) are
-    each named by --verify; untouched ones are not."""
+    each named by --verify, in every dialect; untouched ones are not."""
     monkeypatch.setattr(copier, "BATCH_ITEMS", 4)  # the first four are flushed before the changes
     paths = []
     for name in ("same.txt", "bytes.txt", "flags.txt", "gone.txt", "late.txt", "last.txt"):
         (tmp_path / name).write_bytes(b"0123456789")
         paths.append(str(tmp_path / name))
-    cluster = Cluster(parse_servers(memcached.address))
+    cluster = Cluster(parse_servers(memcached.address), protocol=protocol)
 
     def jobs():  # the changes come when the sixth name is asked for: the first four are
         for i, p in enumerate(paths):  # stored by then (unbuffered looks one name ahead)
