@@ -20,24 +20,17 @@ from memccp_py.items import ITEM_STATUS, Item, compare, item_error
 from memccp_py.keys import show
 from memccp_py.memcached import frames
 from memccp_py.memcached.frames import GETKQ, NOOP, QUIET_STORE, TEXT_ERRORS, request
-from memccp_py.memcached.transport import Closed, Wire, WireFault
+from memccp_py.memcached.transport import MAX_STATS, MAX_VALUE_BODY, Closed, Rejected, Wire, WireFault
 
 #: Replies to stores, SASL and STAT carry short texts: anything longer is not memcached.
 MAX_REPLY_BODY = 64 << 10
-#: The largest value a get may announce (memcached -I is at most 1 GiB).
-MAX_VALUE_BODY = (1 << 30) + 4 + 250
-#: STAT answers this many lines at most (memcached: about 100), each this long at most.
-MAX_STATS, MAX_STAT_BODY = 1000, 4096
+#: A STAT line's body is this long at most.
+MAX_STAT_BODY = 4096
 
 _AUTH_FAILED = "authentication failed (wrong username or password)"
 _AUTH_REQUIRED = "authentication required: give --username and --password"
 _AUTH_STATUS = (0x08, 0x20)
 _SASL_LIST = 0x20
-
-
-class Rejected(Exception):
-    """The server refuses a dialect: it closed on the first request without a word, or
-    answered it with a text-protocol error line."""
 
 
 class Binary(Protocol):

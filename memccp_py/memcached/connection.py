@@ -13,10 +13,10 @@ from collections import abc
 
 from memccp_py.errors import CopyError, InvalidKeyError, ServerError, StoreError
 from memccp_py.items import Item
-from memccp_py.memcached.binary import Binary, Rejected
+from memccp_py.memcached.binary import Binary
 from memccp_py.memcached.meta import Meta
 from memccp_py.memcached.text import NoStats, Text
-from memccp_py.memcached.transport import Wire, WireFault, describe_socket_error, dial
+from memccp_py.memcached.transport import Rejected, Wire, WireFault, describe_socket_error, dial
 from memccp_py.names import PROTOCOLS
 from memccp_py.servers import Server
 
@@ -59,11 +59,6 @@ class Connection:
 
     __repr__ = __str__
 
-    @property
-    def dialect(self) -> str | None:
-        """binary, text or meta once known."""
-        return self.speaker.name if self._chosen else None
-
     # -- faults ------------------------------------------------------------------
     def fault(self, reason: str, kind: type = ServerError) -> ServerError:
         """The fault *reason* of this server (the connection is closed)."""
@@ -89,9 +84,6 @@ class Connection:
                 self._choose()
             else:
                 self._attach(self.speaker)
-                if self._later:
-                    self._say(self._later)
-                    self._later = None
         except Rejected as exc:
             raise self.fault(f"does not speak the {self.speaker.name} protocol ({exc})"
                              + ("" if self.protocol != "binary" else
@@ -103,6 +95,9 @@ class Connection:
         except ServerError:
             self.disconnect()
             raise
+        if self._later:
+            self._say(self._later)
+            self._later = None
 
     def _attach(self, speaker) -> None:
         """Dial and start *speaker* on the new socket."""
@@ -140,9 +135,6 @@ class Connection:
             if kind is not Binary:
                 self._say(f"server {self.spec.name} rejects the binary protocol "
                           f"({reasons[0].split(': ', 1)[1]}): speaking {kind.name} to it")
-            if self._later:
-                self._say(self._later)
-                self._later = None
             return
         raise self.fault("speaks no memcached protocol (" + "; ".join(reasons) + ")")
 

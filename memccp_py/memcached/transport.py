@@ -24,6 +24,10 @@ from collections import abc
 PROGRESS_BYTES = 64 << 10
 #: While a request is still being sent, at most this many reply bytes are buffered.
 MAX_BUFFERED = 1 << 20
+#: The largest value a read-back may announce (memcached -I is at most 1 GiB), in any dialect.
+MAX_VALUE_BODY = (1 << 30) + 4 + 250
+#: A statistics answer has this many lines at most (memcached: about 100), in any dialect.
+MAX_STATS = 1000
 
 
 def _numeric_family(host: str) -> int | None:
@@ -65,6 +69,11 @@ class WireFault(Exception):
 
 class Closed(WireFault):
     """The server closed the connection."""
+
+
+class Rejected(Exception):
+    """The server refuses a dialect: it closed on the first request without a word, or
+    answered it with a text-protocol error line."""
 
 
 def describe_socket_error(exc: BaseException, timeout: float | None) -> str:

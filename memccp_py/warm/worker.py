@@ -4,7 +4,6 @@ standard streams) and run cli.main() as the interpreter would. Also the in-proce
 
 from __future__ import annotations
 
-import errno
 import io
 import os
 import select
