@@ -1,6 +1,8 @@
 """Small helpers shared by the tests."""
 
 import os
+import subprocess
+import time
 from typing import Tuple
 
 from memccp_py.cli import main
@@ -85,3 +87,38 @@ def waiting_to_read(pid: int) -> bool:
     except (OSError, IndexError):
         return False
     return state == b"S" and number.isdigit() and int(number) in calls
+
+
+def wait_for(condition, what: str, seconds: float = 300):
+    """Poll CONDITION (a state the kernel shows, not a time) until it is true; SECONDS only
+    guards against a hang: fail loudly after them rather than never end."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"waited {seconds} s in vain for {what}")
+
+
+def ctrl_c_once_blocked(command: list, env: dict, fifo, blocked: str) -> Tuple[int, bytes, bytes]:
+    """Run COMMAND with ``--files-from=FIFO``: COMMAND is a script that raises SIGINT in
+    itself once a byte comes on the descriptor in $CONTROL. The byte is sent once the
+    process waits to read (BLOCKED says on what), the FIFO still open; return (exit
+    status, stdout, stderr)."""
+    os.mkfifo(fifo)
+    control, trigger = os.pipe()
+    proc = subprocess.Popen(command + [f"--files-from={fifo}"], env=dict(env, CONTROL=str(control)),
+                            pass_fds=(control,), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    os.close(control)
+    try:
+        with open(fifo, "w"):  # never closed until the process has ended
+            wait_for(lambda: waiting_to_read(proc.pid), blocked)
+            os.write(trigger, b"!")
+            out, err = proc.communicate(timeout=300)  # a hang guard: it ends at once
+    finally:
+        os.close(trigger)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, out, err

@@ -16,23 +16,11 @@ import time
 import pytest
 
 from conftest import dump_items, text_get
-from helpers import waiting_to_read
+from helpers import ctrl_c_once_blocked, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "bin", "memccp")
 SERVED = "memccp: debug: run by the warm helper"
-
-
-def wait_for(condition, what: str, seconds: float = 300):
-    """Poll CONDITION (a state the kernel shows, not a time) until it is true; SECONDS only
-    guards against a hang: fail loudly after them rather than never end."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"waited {seconds} s in vain for {what}")
 
 
 def alive(pid: int) -> bool:
@@ -236,19 +224,10 @@ def test_ctrl_c_that_does_not_interrupt_the_clients_wait(helper_runner, memcache
     interrupted: it still reaches the worker, and the call ends at once, 'interrupted',
     exit 130, nothing stored."""
     helper_runner.warm()
-    fifo = tmp_path / "names"
-    os.mkfifo(fifo)
-    control, trigger = os.pipe()
-    proc = subprocess.Popen(["/usr/bin/python3", "-IS", "-c", CLIENT_ASIDE, ROOT, "-s", memcached.address,
-                             f"--files-from={fifo}"], env=helper_runner.env(CONTROL=str(control)),
-                            pass_fds=(control,), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    os.close(control)
-    with open(fifo, "w"):  # the worker opened it: the client has handed the call over
-        wait_for(lambda: waiting_to_read(proc.pid), "the client to wait for the status")
-        os.write(trigger, b"!")
-        out, err = proc.communicate(timeout=300)  # a hang guard: it ends at once
-    os.close(trigger)
-    assert (proc.returncode, out, err) == (130, b"", b"memccp: interrupted\n")
+    command = ["/usr/bin/python3", "-IS", "-c", CLIENT_ASIDE, ROOT, "-s", memcached.address]
+    outcome = ctrl_c_once_blocked(command, helper_runner.env(), tmp_path / "names",
+                                 "the client to wait for the status")
+    assert outcome == (130, b"", b"memccp: interrupted\n")
     assert dump_items(memcached) == {}
 
 

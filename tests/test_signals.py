@@ -9,8 +9,7 @@ import sys
 import pytest
 
 from conftest import dump_items, start_memcached, stop, text_get
-from helpers import waiting_to_read
-from test_helper import wait_for
+from helpers import ctrl_c_once_blocked
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -56,19 +55,9 @@ sys.exit(cli.main())
 def test_ctrl_c_that_does_not_interrupt_the_wait_for_names(memcached, tmp_path):
     """A Ctrl-C noted while the run already waits for names, its read not interrupted: the
     run still ends at once, 'interrupted', exit 130, nothing stored."""
-    fifo = tmp_path / "names"
-    os.mkfifo(fifo)
-    control, trigger = os.pipe()
-    proc = subprocess.Popen(["/usr/bin/python3", "-c", ASIDE, ROOT, "-s", memcached.address,
-                             f"--files-from={fifo}"], env=dict(os.environ, CONTROL=str(control)),
-                            pass_fds=(control,), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    os.close(control)
-    with open(fifo, "w"):  # never closed until it has ended
-        wait_for(lambda: waiting_to_read(proc.pid), "the run to wait for names")
-        os.write(trigger, b"!")
-        out, err = proc.communicate(timeout=300)  # a hang guard: it ends at once
-    os.close(trigger)
-    assert (proc.returncode, out, err) == (130, b"", b"memccp: interrupted\n")
+    command = ["/usr/bin/python3", "-c", ASIDE, ROOT, "-s", memcached.address]
+    outcome = ctrl_c_once_blocked(command, dict(os.environ), tmp_path / "names", "the run to wait for names")
+    assert outcome == (130, b"", b"memccp: interrupted\n")
     assert dump_items(memcached) == {}
 
 
