@@ -8,29 +8,22 @@ fingerprint of its bytes (values are never kept).
 
 from __future__ import annotations
 
-import io
-import os
 from collections import abc
 
 from memccp_py.errors import ServerError
-from memccp_py.keys import show
+from memccp_py.report import Reporter, show
 
 #: --verify asks for at most this many keys, or this many value bytes, at once.
 VERIFY_BATCH_ITEMS = 500
 VERIFY_BATCH_BYTES = 4 << 20
 
 
-def _say(err: io.TextIOBase | None, line: str) -> None:
-    if err is not None:
-        err.write(f"memccp: {line}\n")
-
-
-def report_evictions(cluster, err: io.TextIOBase | None) -> int:
+def report_evictions(cluster, reporter: Reporter) -> int:
     """Name each server that evicted items while memccp ran; return how many did."""
     evicted = cluster.evicted()
     for server, count in evicted:
-        _say(err, f"server {server.name}: {count} item{'s' if count != 1 else ''} evicted while "
-                  "memccp ran (memcached -m too small?): stored files may be missing")
+        reporter.error(f"server {server.name}: {count} item{'s' if count != 1 else ''} evicted while "
+                       "memccp ran (memcached -m too small?): stored files may be missing")
     return len(evicted)
 
 
@@ -46,7 +39,7 @@ def _batches(held: dict) -> abc.Iterator[dict]:
         yield batch
 
 
-def verify(cluster, written: dict, err: io.TextIOBase | None) -> int:
+def verify(cluster, written: dict, reporter: Reporter) -> int:
     """Read back every item in *written* (connection -> key -> (path, flags, length,
     digest)); name each one missing or different; return how many are."""
     bad = 0
@@ -57,8 +50,7 @@ def verify(cluster, written: dict, err: io.TextIOBase | None) -> int:
             except ServerError as exc:
                 problems = {key: f"not verified: {exc}" for key in batch}
             for key, problem in problems.items():
-                path = show(os.fsencode(held[key][0]))
                 where = "" if problem.startswith("not verified") else f"server {conn.spec.name}: "
-                _say(err, f"{path}: {where}key '{show(key)}' {problem}")
+                reporter.error(f"{where}key '{show(key)}' {problem}", held[key][0])
             bad += len(problems)
     return bad

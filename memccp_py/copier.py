@@ -1,21 +1,19 @@
 """Copy files into memcached: read each file, store it under its key, report.
 
-Nothing here parses options or exits: it takes a cluster (the client), the
-jobs and two text streams, and returns a :class:`Summary`.
+Nothing here parses options, writes or exits: it takes the jobs, a cluster (the
+client) and a :class:`~memccp_py.report.Reporter`, and returns a :class:`Summary`.
 """
 
 from __future__ import annotations
 
-import io
-import os
-import time
 from collections import abc
 
 from memccp_py.memcached import Connection
 from memccp_py.items import TOO_LARGE, Item, digest
 from memccp_py.errors import CopyError, InvalidKeyError, ItemTooLargeError
-from memccp_py.keys import MAX_KEY_LENGTH, key_problem, key_warning, printable, show
+from memccp_py.keys import MAX_KEY_LENGTH, key_problem, key_warning
 from memccp_py.reading import read_file
+from memccp_py.report import Reporter, show
 
 #: Files larger than this are checked against the servers' item size (memcached -I) before
 #: they are read: a sparse 1 GiB file meant for a 1 MiB server is never read.
@@ -61,18 +59,15 @@ class Options:
 
     ``op``: set, add or replace; ``flags``, ``exptime``: stored with every item;
     ``buffered``: pipeline the stores; ``gzip_flag``: store gzip'd bytes and OR this into
-    the flags (None: off); ``verbose``: print each key; ``warn_keys``: warn about keys a
-    text-protocol reader cannot fetch; ``progress``: keep a progress line on err;
-    ``warnings``: print warnings (Notices) at all (-q: errors only); ``verify``: remember
-    a fingerprint of each item stored, to read it back after the run.
+    the flags (None: off); ``warn_keys``: warn about keys a text-protocol reader cannot
+    fetch; ``verify``: remember a fingerprint of each item stored, to read it back after
+    the run.
     """
 
     def __init__(self, op: str = "set", flags: int = 0, exptime: int = 0, buffered: bool = False,
-                 gzip_flag: int | None = None, verbose: bool = False, warn_keys: bool = True,
-                 progress: bool = False, warnings: bool = True, verify: bool = False) -> None:
+                 gzip_flag: int | None = None, warn_keys: bool = True, verify: bool = False) -> None:
         self.op, self.flags, self.exptime, self.buffered = op, flags, exptime, buffered
-        self.gzip_flag, self.verbose, self.warn_keys, self.progress = gzip_flag, verbose, warn_keys, progress
-        self.warnings, self.verify = warnings, verify
+        self.gzip_flag, self.warn_keys, self.verify = gzip_flag, warn_keys, verify
 
 
 class Summary:
@@ -94,13 +89,12 @@ def gzip_bytes(data: bytes) -> bytes | None:
 
 
 class _Run:
-    """State of one copy run: counts, pending pipelined items, output."""
+    """State of one copy run: counts, pending pipelined items."""
 
-    def __init__(self, cluster, options: Options, out: io.TextIOBase | None, err: io.TextIOBase | None):
+    def __init__(self, cluster, options: Options, reporter: Reporter):
         self.cluster = cluster
         self.opt = options
-        self.out = out
-        self.err = err
+        self.reporter = reporter
         self.files = self.stored = self.bytes = 0
         self.failed: set = set()
         # per connection: key -> (item, job number); flushed in batches
@@ -110,54 +104,15 @@ class _Run:
         self.routed: list[Connection] = []  # the servers of the file being prepared
         #: per connection: key -> (path, flags, length, digest) stored, for --verify
         self.written: dict[Connection, dict[bytes, tuple]] | None = {} if options.verify else None
-        self.progress_at = time.monotonic() + 1.0 if options.progress and err is not None else None
-        self.progress_width = 0
 
-    def show_progress(self, final: bool = False) -> None:
-        """Redraw the progress line at most twice a second; erase it at the end."""
-        if self.progress_at is None or (final and not self.progress_width) \
-                or (not final and time.monotonic() < self.progress_at):
-            return
-        self.progress_at = time.monotonic() + 0.5
-        line = "" if final else (f"memccp: {self.files} files, {self.stored} stored "
-                                 f"({self.bytes >> 10} KiB), {len(self.failed)} failed")
-        try:
-            self.err.write("\r" + line.ljust(self.progress_width) + ("\r" if final else ""))
-            self.err.flush()
-        except (OSError, ValueError):
-            self.err = self.progress_at = None
-            return
-        self.progress_width = len(line)
-
-    def report(self, job: Job, reason: object, number: int | None = None) -> None:
-        if number is not None:
-            self.failed.add(number)
-        if self.err is not None:
-            try:
-                if self.progress_width:
-                    self.err.write("\r" + " " * self.progress_width + "\r")
-                    self.progress_width = 0
-                self.err.write(f"memccp: {show(os.fsencode(job.path))}: {printable(str(reason))}\n")
-            except (OSError, ValueError):  # stderr closed or full: the copy goes on
-                self.err = self.progress_at = None
-
-    def say(self, line: str | None) -> None:
-        """Write *line* to out (None: flush it); once out fails (| head, a full disk), stay silent."""
-        if self.out is None:
-            return
-        try:
-            if line is None:
-                self.out.flush()
-            else:
-                self.out.write(line)
-        except (OSError, ValueError):  # go on copying: the files matter more than the listing
-            self.out = None
+    def fail(self, job: Job, reason: object, number: int) -> None:
+        self.failed.add(number)
+        self.reporter.error(reason, job.path)
 
     def done(self, job: Job, size: int) -> None:
         self.stored += 1
         self.bytes += size
-        if self.opt.verbose:
-            self.say(show(job.key) + "\n")
+        self.reporter.stored(job.key)
 
     def prepare(self, job: Job) -> tuple[Item, list[Connection]]:
         """Check the key, find its servers, read the file (gzip it if asked): the item to
@@ -178,7 +133,7 @@ class _Run:
         if self.opt.warn_keys:
             warning = key_warning(job.key)
             if warning:
-                self.report(job, f"warning: {warning}")
+                self.reporter.warning(warning, job.path)
         return Item(job.key, data, flags), connections
 
     def _check_size(self, size: int) -> None:
@@ -190,12 +145,12 @@ class _Run:
 
     def copy(self, number: int, job: Job, last: bool = False) -> None:
         self.files += 1
-        if self.progress_at is not None:
-            self.show_progress()
+        if self.reporter.shows_progress:
+            self.reporter.progress(self.files, self.stored, self.bytes, len(self.failed))
         try:
             item, connections = self.prepare(job)
         except CopyError as exc:
-            self.report(job, exc, number)
+            self.fail(job, exc, number)
             return
         self.queue(number, job, item, connections)
         if not self.opt.buffered:
@@ -229,15 +184,14 @@ class _Run:
             for item, exc in self.cluster.store(conn, self.opt.op, items, self.opt.exptime, last):
                 number = batch[item.key][1]
                 refused[item.key] = number
-                self.report(self.pending_jobs[number][0], exc, number)
+                self.fail(self.pending_jobs[number][0], exc, number)
             if self.written is not None:
                 self._remember(conn, batch, refused)
         for number, (job, size) in sorted(self.pending_jobs.items()):
             if number not in self.failed:
                 self.done(job, size)
         self.pending_jobs = {}
-        if self.opt.verbose:
-            self.say(None)  # a batch is confirmed: say so now
+        self.reporter.confirmed()  # what -v listed of this batch goes out now
 
     def _remember(self, conn: Connection, batch: dict, refused: dict) -> None:
         """Note what *conn* now holds, to read it back after the run (--verify)."""
@@ -280,20 +234,19 @@ class _ahead:
 _END = object()
 
 
-def copy_files(jobs: abc.Iterable[Job | Notice], cluster, options: Options,
-               out: io.TextIOBase | None, err: io.TextIOBase | None) -> Summary:
-    """Store every job's file in *cluster*; report on *out*/*err* (None: silent)."""
-    run = _Run(cluster, options, out, err)
+def copy_files(jobs: abc.Iterable[Job | Notice], cluster, options: Options, reporter: Reporter) -> Summary:
+    """Store every job's file in *cluster*; say what happens through *reporter*."""
+    run = _Run(cluster, options, reporter)
+    reporter.begin()
     # Unbuffered, the files are named on the command line: looking one ahead never waits,
     # and the last file's store also asks for the eviction counter. Buffered, the names
     # may come from a pipe: each is taken as it comes, and the last flush asks.
     numbered = enumerate(jobs) if options.buffered else _ahead(enumerate(jobs))
     for number, job in numbered:
         if isinstance(job, Notice):
-            if options.warnings:
-                run.report(job, f"warning: {job.message}")
+            reporter.warning(job.message, job.path)
         else:
             run.copy(number, job, last=not options.buffered and numbered.last)
     run.flush(last=True)
-    run.show_progress(final=True)
+    reporter.end()
     return Summary(run.files, run.stored, run.bytes, len(run.failed), run.written)

@@ -88,13 +88,23 @@ def _columns() -> int:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse's parser, whose error messages never pass control bytes to the terminal."""
+    """argparse's parser, whose error messages never pass control bytes to the terminal,
+    and whose output (--help, --version, usage) goes through ``reporter``, the
+    :class:`~memccp_py.report.Reporter` of the call under way, when there is one."""
+
+    reporter = None
 
     def error(self, message: str):
-        from memccp_py.keys import printable
+        from memccp_py.report import printable
 
         self.print_usage(sys.stderr)
         self.exit(ExitStatus.USAGE, f"{self.prog}: error: {printable(message)}\n")
+
+    def _print_message(self, message: str, file=None) -> None:
+        if self.reporter is None or not message:
+            super()._print_message(message, file)
+        else:
+            self.reporter.usage(message, to_stdout=file is sys.stdout)
 
 
 def build_parser() -> Parser:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 
 from memccp_py.errors import CopyError, ItemTooLargeError, KeyExistsError, KeyNotFoundError, StoreError
-from memccp_py.keys import show
+from memccp_py.report import show
 
 __all__ = ["Item", "TOO_LARGE", "compare", "digest", "item_error"]
 

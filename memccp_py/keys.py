@@ -65,20 +65,6 @@ def uri_key(path: str, base: str) -> bytes:
     return b"/" + os.fsencode(rel)
 
 
-#: Control characters (C0, DEL, C1) as \\xNN: no terminal sequence passes through output.
-_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
-
-
-def printable(text: str) -> str:
-    """*text* with its control characters (ESC, BEL, newline, ...) written as \\xNN."""
-    return text.translate(_CONTROLS)
-
-
 def directory_uri(uri: bytes) -> bytes:
     """The URI of the directory holding *uri*: ``/docs/index.html`` -> ``/docs/``, ``/a`` -> ``/``."""
     return uri[:uri.rindex(b"/") + 1]
-
-
-def show(data: bytes) -> str:
-    """Printable form of a key or file name: undecodable bytes and control characters as \\xNN."""
-    return data.decode("utf-8", "backslashreplace").translate(_CONTROLS)

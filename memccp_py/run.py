@@ -5,14 +5,13 @@ from __future__ import annotations
 import io
 import os
 import stat
-import sys
 
 from memccp_py.checks import report_evictions, verify
 from memccp_py.cluster import Cluster
-from memccp_py.copier import Options, Summary, copy_files
+from memccp_py.copier import Options, copy_files
 from memccp_py.errors import MemccpError, UsageError
-from memccp_py.keys import printable, show
 from memccp_py.reading import Stdin, reason
+from memccp_py.report import Reporter, show
 from memccp_py.resolve import Refused, Scope
 from memccp_py.selection import Selection
 from memccp_py.settings import Settings
@@ -73,24 +72,20 @@ def _scope(settings: Settings) -> Scope:
     return scope.tree(root, settings.docroot)
 
 
-def run(settings: Settings, stdin: io.TextIOBase | None, out: io.TextIOBase | None,
-        err: io.TextIOBase) -> int:
-    """Copy what *settings* ask for; return the exit status (0 all stored, 1 not)."""
+def run(settings: Settings, stdin: io.TextIOBase | None, reporter: Reporter) -> int:
+    """Copy what *settings* ask for, saying so through *reporter*; return the exit status
+    (0 all stored, 1 not)."""
     scope = _scope(settings)  # the docroot, resolved once, before any server is reached
     servers = settings.servers
     if settings.debug:
         import logging
 
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(_PrintableFormatter("memccp: debug: %(name)s: %(message)s"))
-        logging.basicConfig(level=logging.DEBUG, handlers=[handler])
-        err.write(printable(f"memccp: debug: servers {', '.join(map(str, servers))}; "
-                            f"distribution {settings.distribution}, hash {settings.hash_name}") + "\n")
-    note = (lambda text: err.write(f"memccp: {printable(text)}\n")) \
-        if settings.verbose and not settings.quiet else None
+        logging.basicConfig(level=logging.DEBUG, handlers=[reporter.log_handler()])
+        reporter.debug(f"servers {', '.join(map(str, servers))}; "
+                       f"distribution {settings.distribution}, hash {settings.hash_name}")
     cluster = Cluster(servers, distribution=settings.distribution, hash_name=settings.hash_name,
                       timeout=settings.timeout, username=settings.username, password=settings.password,
-                      retry_timeout=settings.retry_timeout, protocol=settings.protocol, note=note)
+                      retry_timeout=settings.retry_timeout, protocol=settings.protocol, note=reporter.note)
     if settings.wait is not None:
         from memccp_py.wait import wait_for_servers
 
@@ -105,42 +100,20 @@ def run(settings: Settings, stdin: io.TextIOBase | None, out: io.TextIOBase | No
                      escape=settings.escape, unique_keys=settings.unique_keys, suffix=settings.suffix,
                      index=settings.index)
     options = Options(op=settings.op, flags=settings.flags, exptime=settings.expire,
-                      buffered=settings.buffered,
-                      gzip_flag=settings.gzip_flag, verbose=settings.verbose, warnings=not settings.quiet,
-                      warn_keys=settings.escape != "nginx" and not settings.quiet,
-                      progress=err.isatty() and not settings.verbose and not settings.quiet,
-                      verify=settings.verify)
+                      buffered=settings.buffered, gzip_flag=settings.gzip_flag,
+                      warn_keys=settings.escape != "nginx", verify=settings.verify)
     try:
-        summary = copy_files(jobs, cluster, options, out, err)
-        evicted = report_evictions(cluster, err)
-        unverified = verify(cluster, summary.written, err) if settings.verify else 0
+        summary = copy_files(jobs, cluster, options, reporter)
+        evicted = report_evictions(cluster, reporter)
+        unverified = verify(cluster, summary.written, reporter) if settings.verify else 0
     finally:
         cluster.close()
         for stream in lists:
             if stream is not getattr(stdin, "buffer", None):
                 stream.close()
-    if settings.verbose and not settings.quiet:
-        err.write(_summary_line(summary))
-    if settings.verify and settings.verbose and not settings.quiet:
-        err.write(f"memccp: verified {sum(map(len, summary.written.values()))} items, "
-                  f"{unverified} missing or different\n")
+    reporter.summary(summary.files, summary.stored, summary.bytes, summary.failed)
+    if settings.verify:
+        reporter.note(f"verified {sum(map(len, summary.written.values()))} items, "
+                      f"{unverified} missing or different")
     ok = summary.failed == 0 and summary.files == summary.stored and not evicted and not unverified
     return ExitStatus.SUCCESS if ok else ExitStatus.FAILURE
-
-
-class _PrintableFormatter:
-    """A logging formatter whose lines never carry control bytes (a user name, a server's
-    message): bmemcached logs what it is given."""
-
-    def __init__(self, fmt: str) -> None:
-        import logging
-
-        self._inner = logging.Formatter(fmt)
-
-    def format(self, record) -> str:
-        return printable(self._inner.format(record))
-
-
-def _summary_line(s: Summary) -> str:
-    return (f"memccp: {s.files} file{'s' if s.files != 1 else ''}, {s.stored} stored "
-            f"({s.bytes} bytes), {s.failed} failed\n")

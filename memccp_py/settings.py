@@ -16,7 +16,7 @@ import time
 from collections import abc
 
 from memccp_py.errors import UsageError
-from memccp_py.keys import show
+from memccp_py.report import show
 from memccp_py.servers import Server, parse_servers
 
 #: memcached reads an expiry over this many seconds (30 days) as a unix time.

@@ -9,7 +9,8 @@ import os
 from collections import abc
 
 from memccp_py.copier import Job, Notice
-from memccp_py.keys import directory_uri, key_for_path, nginx_escape, show, uri_key
+from memccp_py.keys import directory_uri, key_for_path, nginx_escape, uri_key
+from memccp_py.report import show
 from memccp_py.errors import FileReadError
 from memccp_py.interrupt import pollable, wait_readable
 from memccp_py.reading import Stdin, open_found, reason

@@ -130,12 +130,12 @@ def test_progress_line(memcached, tmp_path, monkeypatch):
     import io
     import itertools
 
-    from memccp_py import copier
+    from memccp_py import copier, report
     from memccp_py.cluster import Cluster
     from memccp_py.servers import parse_servers
 
     clock = itertools.count(0, 0.4)  # every look at the clock: 0.4 s later
-    monkeypatch.setattr(copier.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(report.time, "monotonic", lambda: next(clock))
     paths = []
     for i in range(8):
         path = tmp_path / f"p{i}"
@@ -145,7 +145,7 @@ def test_progress_line(memcached, tmp_path, monkeypatch):
     err = io.StringIO()
     cluster = Cluster(parse_servers(memcached.address))
     jobs = [copier.Job(p, os.path.basename(p).encode()) for p in paths]
-    summary = copier.copy_files(jobs, cluster, copier.Options(progress=True), None, err)
+    summary = copier.copy_files(jobs, cluster, copier.Options(), report.Reporter(None, err, progress=True))
     assert (summary.files, summary.stored, summary.failed) == (9, 8, 1)
     blank = "\r" + " " * 43 + "\r"
     assert err.getvalue() == (

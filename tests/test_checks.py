@@ -12,6 +12,7 @@ from memccp_py import copier
 from memccp_py.checks import verify
 from memccp_py.cluster import Cluster
 from memccp_py.copier import Job, Options, copy_files
+from memccp_py.report import Reporter
 from memccp_py.servers import parse_servers
 
 PATHS = ["unbuffered", "pipelined"]
@@ -103,10 +104,10 @@ def test_verify_names_changed_items(memcached, tmp_path, monkeypatch, protocol, 
 
     err = io.StringIO()
     try:
-        summary = copy_files(jobs(), cluster, Options(buffered=path == "pipelined", verify=True),
-                             None, err)
+        reporter = Reporter(None, err)
+        summary = copy_files(jobs(), cluster, Options(buffered=path == "pipelined", verify=True), reporter)
         assert (summary.stored, err.getvalue()) == (6, "")
-        assert verify(cluster, summary.written, err) == 3
+        assert verify(cluster, summary.written, reporter) == 3
     finally:
         cluster.close()
     at = f"server {memcached.address}"
@@ -213,7 +214,7 @@ def test_unbuffered_look_ahead_stores_a_file_before_the_next_name_fails(memcache
     cluster = Cluster(parse_servers(memcached.address))
     try:
         with pytest.raises(FileNotFoundError):
-            copy_files(jobs(), cluster, Options(), None, None)
+            copy_files(jobs(), cluster, Options(), Reporter(None, None))
     finally:
         cluster.close()
     assert text_get(memcached, b"first") == (0, b"1")

@@ -112,6 +112,7 @@ def test_restarted_server_gets_later_files(tmp_path, monkeypatch, path):
     retry interval are stored on the new process."""
     from memccp_py import copier
     from memccp_py.copier import Job, Options, copy_files
+    from memccp_py.report import Reporter
 
     monkeypatch.setattr(copier, "BATCH_ITEMS", 4)  # small batches: each phase is flushed
     server = start_memcached()
@@ -133,8 +134,8 @@ def test_restarted_server_gets_later_files(tmp_path, monkeypatch, path):
 
     out, err = io.StringIO(), io.StringIO()
     try:
-        summary = copy_files(jobs(), cluster, Options(buffered=path == "pipelined", verbose=True),
-                             out, err)
+        summary = copy_files(jobs(), cluster, Options(buffered=path == "pipelined"),
+                             Reporter(out, err, verbose=True))
         for p in paths[4:]:  # the new process holds exactly the files sent after it was back
             expected = (0, open(p, "rb").read()) if p in paths[8:] else None
             assert text_get(server, os.path.basename(p).encode()) == expected

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import struct
 
-from memccp_py.keys import show
 from memccp_py.memcached.transport import PROGRESS_BYTES, Wire, WireFault
+from memccp_py.report import show
 
 HEADER = struct.Struct("!BBHBBHLLQ")
 REQUEST, RESPONSE = 0x80, 0x81
