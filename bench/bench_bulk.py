@@ -7,7 +7,7 @@
    median; every load stores every file.
 2. Peak RSS of memccp-py in-process (MEMCCP_HELPER=off: the measured process is the one
    that copies) storing one 1 GiB file, given by name and with -r.
-Prints Markdown for the README.
+Prints Markdown for docs/benchmarks.md.
 """
 
 import os

@@ -4,7 +4,7 @@
 2. C memccp with all files in one process;
 3. memccp-py bulk (one process, pipelined).
 Then the cost of one invocation: memccp-py, C memccp, and the floor
-``python3 -c 'import bmemcached'``. Prints a Markdown table for the README.
+``python3 -c 'import bmemcached'``. Prints a Markdown table for docs/benchmarks.md.
 """
 
 import os
