@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections import abc
 
 from memccp_py.memcached import Connection
-from memccp_py.items import TOO_LARGE, Item, digest
+from memccp_py.items import TOO_LARGE, digest
 from memccp_py.errors import CopyError, InvalidKeyError, ItemTooLargeError
 from memccp_py.keys import MAX_KEY_LENGTH, key_problem, key_warning
 from memccp_py.reading import read_file
+from memccp_py.records import Item, Job, Notice, Summary
 from memccp_py.report import Reporter, show
 
 #: Files larger than this are checked against the servers' item size (memcached -I) before
@@ -22,36 +23,6 @@ ASK_ITEM_LIMIT_FROM = 64 << 10
 #: Pipelined stores are sent in batches of at most this many bytes or items.
 BATCH_BYTES = 4 << 20
 BATCH_ITEMS = 1000
-
-
-class Job:
-    """One file and the key it is stored under.
-
-    ``path``: str, as shown; ``key``: bytes; ``problem``: why the file cannot be stored
-    (no key, unreadable directory, ...), else None; ``name``: the key before
-    --escape=nginx (nginx hashes that one), else None; ``source``: what to open and the
-    tree it must stay in (a :class:`~memccp_py.walker.Found`), else just ``path``.
-    """
-
-    __slots__ = ("path", "key", "problem", "name", "source")
-
-    def __init__(self, path: str, key: bytes, problem: str | None = None,
-                 name: bytes | None = None, source=None) -> None:
-        self.path = path
-        self.key = key
-        self.problem = problem
-        self.name = name
-        self.source = source
-
-
-class Notice:
-    """Something said about ``path`` that is no failure (a skipped link, a key used twice)."""
-
-    __slots__ = ("path", "message")
-
-    def __init__(self, path: str, message: str) -> None:
-        self.path = path
-        self.message = message
 
 
 class Options:
@@ -68,16 +39,6 @@ class Options:
                  gzip_flag: int | None = None, warn_keys: bool = True, verify: bool = False) -> None:
         self.op, self.flags, self.exptime, self.buffered = op, flags, exptime, buffered
         self.gzip_flag, self.warn_keys, self.verify = gzip_flag, warn_keys, verify
-
-
-class Summary:
-    """What a run did: files seen, stored, bytes stored, files failed; with --verify,
-    ``written``: per connection, key -> (path, flags, length, digest) of each item stored."""
-
-    def __init__(self, files: int, stored: int, bytes: int, failed: int,
-                 written: dict | None = None) -> None:
-        self.files, self.stored, self.bytes, self.failed = files, stored, bytes, failed
-        self.written = written or {}
 
 
 def gzip_bytes(data: bytes) -> bytes | None:
@@ -203,7 +164,7 @@ class _Run:
                          digest(item.data))
 
 
-class _ahead:
+class _OneAhead:
     """Iterate over *items* one ahead: ``last`` says whether the item just given is the last.
     An error getting an item is raised in its turn, after the items before it are used."""
 
@@ -218,7 +179,7 @@ class _ahead:
             self._next = exc
         self.last = self._next is _END
 
-    def __iter__(self) -> _ahead:
+    def __iter__(self) -> _OneAhead:
         return self
 
     def __next__(self):
@@ -241,7 +202,7 @@ def copy_files(jobs: abc.Iterable[Job | Notice], cluster, options: Options, repo
     # Unbuffered, the files are named on the command line: looking one ahead never waits,
     # and the last file's store also asks for the eviction counter. Buffered, the names
     # may come from a pipe: each is taken as it comes, and the last flush asks.
-    numbered = enumerate(jobs) if options.buffered else _ahead(enumerate(jobs))
+    numbered = enumerate(jobs) if options.buffered else _OneAhead(enumerate(jobs))
     for number, job in numbered:
         if isinstance(job, Notice):
             reporter.warning(job.message, job.path)

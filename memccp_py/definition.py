@@ -164,7 +164,7 @@ def _c_compatible(group) -> None:
 def _keys(group) -> None:
     add = group.add_argument
     add("--key", metavar="KEY", help="store the single FILE under KEY")
-    add("--docroot", dest="base", metavar="DIR",
+    add("--docroot", metavar="DIR",
         help="key is / plus the path below DIR, the URI a web server rooted at DIR serves")
     add("--prefix", default="", metavar="STR", help="prepend STR to every key (e.g. a host name)")
     add("--slash-basename", action="store_true",

@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 
 from memccp_py.errors import CopyError, ItemTooLargeError, KeyExistsError, KeyNotFoundError, StoreError
+from memccp_py.records import Item
 from memccp_py.report import show
 
-__all__ = ["Item", "TOO_LARGE", "compare", "digest", "item_error"]
+__all__ = ["TOO_LARGE", "compare", "digest", "item_error"]
 
 #: Why an item is not stored when it is larger than the server's item size.
 TOO_LARGE = "value is larger than the server's item size limit (memcached -I)"
@@ -18,17 +19,6 @@ ITEM_STATUS = {
     0x04: "the server rejected the request as invalid",
     0x82: "the server is out of memory",
 }
-
-
-class Item:
-    """One item to store: ``key``, ``data`` (bytes) and ``flags``."""
-
-    __slots__ = ("key", "data", "flags")
-
-    def __init__(self, key: bytes, data: bytes, flags: int) -> None:
-        self.key = key
-        self.data = data
-        self.flags = flags
 
 
 def digest(data: bytes) -> bytes:

@@ -21,8 +21,9 @@ from collections import abc
 
 from memccp_py.errors import FileReadError
 from memccp_py.interrupt import pollable, wait_readable
+from memccp_py.records import Found
 from memccp_py.resolve import Node, Refused, Scope
-from memccp_py.walker import Found, not_regular
+from memccp_py.walker import not_regular
 
 #: No file larger than this is read: memcached's item size cannot exceed 1 GiB.
 MAX_FILE_BYTES = 1 << 30

@@ -85,12 +85,12 @@ def read_settings(args: argparse.Namespace, environ: abc.Mapping[str, str],
     return Settings(
         files=tuple(args.files), files_from=tuple(args.files_from), null=args.null,
         recursive=args.recursive, key=None if args.key is None else os.fsencode(args.key),
-        key_mode=_key_mode(args), docroot=args.base, prefix=os.fsencode(args.prefix),
+        key_mode=_key_mode(args), docroot=args.docroot, prefix=os.fsencode(args.prefix),
         suffix=os.fsencode(args.suffix), index=tuple(args.index), escape=args.escape,
         unique_keys=args.unique_keys, include=tuple(args.include), exclude=tuple(args.exclude),
         allow_links_into=tuple(args.allow_links_into), follow_any_link=args.follow_any_link,
         op=args.op, flags=args.flags, expire=args.expire, gzip_flag=args.gzip,
-        buffered=args.buffer or bool(args.files_from) or args.recursive or args.base is not None,
+        buffered=args.buffer or bool(args.files_from) or args.recursive or args.docroot is not None,
         verify=args.verify, servers=tuple(servers), distribution=args.distribution,
         hash_name=args.hash, protocol=protocol, timeout=args.timeout, wait=args.wait,
         retry_timeout=args.retry_timeout, username=args.username, password=password,
@@ -164,14 +164,14 @@ def _check(args: argparse.Namespace, password: str | None, protocol: str) -> Non
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(args.expire))
         raise UsageError(f"--expire {args.expire} is over 30 days, so memcached reads it as a "
                          f"unix time, {when}, which is past: every item would expire at once")
-    if args.base == "":
+    if args.docroot == "":
         raise UsageError("--docroot is empty (an unset variable?): name a directory")
-    if args.key is not None and args.base is not None:
+    if args.key is not None and args.docroot is not None:
         raise UsageError("--key and --docroot cannot be used together")
     if args.username and not password:
         raise UsageError("SASL needs both --username and a password "
                          "(--password, --password-file or MEMCACHED_PASSWORD)")
     if args.files_from.count("-") + args.files.count("-") > 1:
         raise UsageError("standard input (-) can be read once: as one FILE or one --files-from")
-    if args.index and args.base is None:
+    if args.index and args.docroot is None:
         raise UsageError("--index needs --docroot: only then are keys URIs with directories")

@@ -8,7 +8,6 @@ import io
 import os
 from collections import abc
 
-from memccp_py.copier import Job, Notice
 from memccp_py.keys import directory_uri, key_for_path, nginx_escape, uri_key
 from memccp_py.report import show
 from memccp_py.errors import FileReadError
@@ -16,7 +15,8 @@ from memccp_py.interrupt import pollable, wait_readable
 from memccp_py.reading import Stdin, open_found, reason
 from memccp_py.resolve import Node, Refused, Scope
 from memccp_py.selection import Selection
-from memccp_py.walker import Found, Skipped, walk
+from memccp_py.records import Found, Job, Notice, Skipped
+from memccp_py.walker import walk
 
 
 #: No name in a --files-from list is longer (bytes): a longer one is an error, read no further.

@@ -22,39 +22,8 @@ import os
 import stat
 from collections import abc, deque
 
+from memccp_py.records import Found, Skipped
 from memccp_py.resolve import LinkError, Node, Refused, Scope
-
-
-class Found:
-    """A file to copy: ``path`` as shown and keyed; ``scope``: the link rule (and tree) it
-    is opened under; ``base``: the directory node ``name`` is resolved from (None: / or the
-    working directory); ``rel``: its path below --docroot when the walk knows it, else
-    None; ``node``: the file already opened (a link the walk followed), else None;
-    ``link``: whether its last component may be a link (False where the walk saw a file)."""
-
-    __slots__ = ("path", "scope", "base", "name", "rel", "node", "link")
-
-    def __init__(self, path: str, scope: Scope | None = None, base: Node | None = None,
-                 name: str | None = None, rel: str | None = None, node: Node | None = None,
-                 link: bool = True) -> None:
-        self.path = path
-        self.scope = scope
-        self.base = base
-        self.name = path if name is None else name
-        self.rel = rel
-        self.node = node
-        self.link = link
-
-
-class Skipped:
-    """Something not copied: ``path``, ``reason``; ``error`` True makes the run fail."""
-
-    __slots__ = ("path", "reason", "error")
-
-    def __init__(self, path: str, reason: str, error: bool = False) -> None:
-        self.path = path
-        self.reason = reason
-        self.error = error
 
 
 def not_regular(mode: int) -> str:

@@ -132,6 +132,7 @@ def test_progress_line(memcached, tmp_path, monkeypatch):
 
     from memccp_py import copier, report
     from memccp_py.cluster import Cluster
+    from memccp_py.records import Job
     from memccp_py.servers import parse_servers
 
     clock = itertools.count(0, 0.4)  # every look at the clock: 0.4 s later
@@ -144,7 +145,7 @@ def test_progress_line(memcached, tmp_path, monkeypatch):
     paths.insert(4, str(tmp_path / "missing"))
     err = io.StringIO()
     cluster = Cluster(parse_servers(memcached.address))
-    jobs = [copier.Job(p, os.path.basename(p).encode()) for p in paths]
+    jobs = [Job(p, os.path.basename(p).encode()) for p in paths]
     summary = copier.copy_files(jobs, cluster, copier.Options(), report.Reporter(None, err, progress=True))
     assert (summary.files, summary.stored, summary.failed) == (9, 8, 1)
     blank = "\r" + " " * 43 + "\r"

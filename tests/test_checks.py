@@ -11,7 +11,8 @@ from helpers import run
 from memccp_py import copier
 from memccp_py.checks import verify
 from memccp_py.cluster import Cluster
-from memccp_py.copier import Job, Options, copy_files
+from memccp_py.copier import Options, copy_files
+from memccp_py.records import Job
 from memccp_py.report import Reporter
 from memccp_py.servers import parse_servers
 

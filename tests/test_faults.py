@@ -86,7 +86,7 @@ class Clock:
 
 def test_failed_server_rests_then_is_tried_again(peers):
     """After a fault a server is not contacted for --retry-timeout seconds, then it is again."""
-    from memccp_py.items import Item
+    from memccp_py.records import Item
     from peers import FAULTS
 
     peer = peers(FAULTS["closed connection"][0])
@@ -111,7 +111,8 @@ def test_restarted_server_gets_later_files(tmp_path, monkeypatch, path):
     """memcached restarted mid-run: files while it was down are named, files after its
     retry interval are stored on the new process."""
     from memccp_py import copier
-    from memccp_py.copier import Job, Options, copy_files
+    from memccp_py.copier import Options, copy_files
+    from memccp_py.records import Job
     from memccp_py.report import Reporter
 
     monkeypatch.setattr(copier, "BATCH_ITEMS", 4)  # small batches: each phase is flushed

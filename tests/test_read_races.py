@@ -7,9 +7,9 @@ import pytest
 
 from memccp_py import reading
 from memccp_py.errors import FileReadError
+from memccp_py.records import Found
 from memccp_py.resolve import Node
 from memccp_py.sources import all_paths
-from memccp_py.walker import Found
 
 
 def walk(top: str):

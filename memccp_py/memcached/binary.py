@@ -16,10 +16,11 @@ from bmemcached.exceptions import AuthenticationNotSupported, InvalidCredentials
 from bmemcached.protocol import Protocol
 
 from memccp_py.errors import AuthenticationError, CopyError, ServerError
-from memccp_py.items import ITEM_STATUS, Item, compare, item_error
+from memccp_py.items import ITEM_STATUS, compare, item_error
 from memccp_py.memcached import frames
 from memccp_py.memcached.frames import GETKQ, NOOP, QUIET_STORE, TEXT_ERRORS, request
 from memccp_py.memcached.transport import MAX_STATS, MAX_VALUE_BODY, Closed, Rejected, Wire, WireFault
+from memccp_py.records import Item
 from memccp_py.report import show
 
 #: Replies to stores, SASL and STAT carry short texts: anything longer is not memcached.

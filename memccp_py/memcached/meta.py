@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from collections import abc
 
-from memccp_py.items import Item
+from memccp_py.records import Item
 from memccp_py.keys import MAX_KEY_LENGTH
 from memccp_py.memcached.transport import WireFault
 from memccp_py.memcached.text import Text, text_key_problem, unexpected
