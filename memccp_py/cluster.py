@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from collections import abc
 
-from memccp_py.memcached import Connection
+from memccp_py.choices import DEFAULT_RETRY_TIMEOUT, NGINX_DISTRIBUTIONS
 from memccp_py.errors import CopyError, ServerError
-from memccp_py.names import DEFAULT_RETRY_TIMEOUT, NGINX_DISTRIBUTIONS
+from memccp_py.memcached import Connection
 from memccp_py.records import Item
 from memccp_py.servers import Server
 

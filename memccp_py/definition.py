@@ -10,7 +10,7 @@ import sys
 
 from memccp_py import __version__
 from memccp_py.manual import DESCRIPTION, MAN_SECTIONS
-from memccp_py.names import DEFAULT_RETRY_TIMEOUT, DISTRIBUTIONS, HASH_NAMES, PROTOCOLS
+from memccp_py.choices import DEFAULT_RETRY_TIMEOUT, DISTRIBUTIONS, HASH_NAMES, PROTOCOLS
 from memccp_py.status import ExitStatus
 
 DEFAULT_TIMEOUT = 3.0

@@ -23,7 +23,7 @@ import zlib
 from typing import Callable, List, Sequence, Tuple
 
 from memccp_py.hashing import crc, hash_function, md5
-from memccp_py.names import DISTRIBUTIONS
+from memccp_py.choices import DISTRIBUTIONS
 from memccp_py.servers import Server
 
 

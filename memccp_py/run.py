@@ -6,7 +6,6 @@ import io
 import os
 import stat
 
-from memccp_py.checks import report_evictions, verify
 from memccp_py.cluster import Cluster
 from memccp_py.copier import Options, copy_files
 from memccp_py.errors import MemccpError, UsageError
@@ -17,6 +16,7 @@ from memccp_py.selection import Selection
 from memccp_py.settings import Settings
 from memccp_py.status import ExitStatus
 from memccp_py.sources import all_paths, make_jobs
+from memccp_py.verify import report_evictions, verify
 
 def _open_lists(names: list[str], stdin: io.TextIOBase | None, scope: Scope) -> list[io.BufferedIOBase]:
     """The --files-from streams: standard input, or a file or a pipe opened by the link

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from memccp_py.hashing import HASHES
-from memccp_py.names import HASH_NAMES
+from memccp_py.choices import HASH_NAMES
 
 KEYS = [b"", b"a", b"foo", b"/images/a.gif", b"hello world", b"abcdefghijklm", "été".encode(), b"\xff"]
 # Values libhashkit_digest() of Debian's libhashkit2 1.1.4 returns (hsieh: upstream's, not built there).

@@ -452,7 +452,7 @@ def test_code_changed_under_running_helper(tmp_path):
     runner = Memccp("helper", runtime_dir(tmp_path / "run"), root=str(tmp_path))
     try:
         old = runner.warm()
-        module = tmp_path / "memccp_py" / "names.py"
+        module = tmp_path / "memccp_py" / "choices.py"
         module.write_text(module.read_text() + "\n# a new version\n")
         lines = runner("-d").stderr.decode().splitlines()
         assert lines[0] == "memccp: debug: run in-process (no helper took the call; one is starting)"

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import text_command, text_get
 from helpers import c_memccp, run
-from memccp_py.names import HASH_NAMES
+from memccp_py.choices import HASH_NAMES
 from memccp_py.placement import make_placement
 from memccp_py.servers import parse_servers
 

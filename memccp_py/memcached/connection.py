@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections import abc
 
+from memccp_py.choices import PROTOCOLS
 from memccp_py.errors import CopyError, InvalidKeyError, ServerError, StoreError
 from memccp_py.memcached.binary import Binary
 from memccp_py.memcached.meta import Meta
 from memccp_py.memcached.text import NoStats, Text
 from memccp_py.memcached.transport import Rejected, Wire, WireFault, describe_socket_error, dial
-from memccp_py.names import PROTOCOLS
 from memccp_py.records import Item
 from memccp_py.servers import Server
 

@@ -1,4 +1,5 @@
-"""Names the command line accepts, kept apart so that parsing imports nothing heavy."""
+"""Names and defaults the command line accepts (hashes, distributions, protocols), kept
+apart so that parsing imports nothing heavy."""
 
 #: memccp --hash names (libmemcached's, lower case), in libhashkit's order.
 HASH_NAMES = ("default", "md5", "crc", "fnv1_64", "fnv1a_64", "fnv1_32", "fnv1a_32",

@@ -9,7 +9,7 @@ import pytest
 from conftest import start_memcached, stop, text_command, text_get
 from helpers import run
 from memccp_py import copier
-from memccp_py.checks import verify
+from memccp_py.verify import verify
 from memccp_py.cluster import Cluster
 from memccp_py.copier import Options, copy_files
 from memccp_py.records import Job
