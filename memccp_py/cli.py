@@ -1,5 +1,6 @@
-"""Command line of memccp: ``main()`` parses (:mod:`memccp_py.definition`), runs and maps
-what went wrong to the exit statuses the manual documents."""
+"""Command line of memccp: ``main()`` reads the command line into Settings
+(:mod:`memccp_py.settings`), runs, and maps what went wrong to the exit statuses the manual
+documents."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import sys
 from memccp_py.definition import build_parser
 from memccp_py.errors import MemccpError, UsageError
 from memccp_py.interrupt import interruptible
-from memccp_py.longopts import AbbreviationError, expand, parse, restore
 from memccp_py.report import Reporter, fill_closed_descriptors
+from memccp_py.settings import parse_command_line, read_settings
 from memccp_py.status import ExitStatus
 
 __all__ = ["build_parser", "main"]
@@ -25,12 +26,7 @@ def main(argv: list[str] | None = None, *, parser=None, note: str | None = None)
         parser = build_parser()
     parser.reporter = reporter  # --help, --version and usage errors are said through it too
     try:
-        try:  # options and files in any order, as GNU getopt allows; all after -- are files
-            options, files = expand(sys.argv[1:] if argv is None else argv, parser)
-            args = restore(parse(parser, options))
-            args.files += files
-        except AbbreviationError as exc:
-            parser.error(str(exc))
+        args = parse_command_line(sys.argv[1:] if argv is None else argv, parser)
     except SystemExit as exc:
         return int(exc.code or 0)
     reporter.levels(quiet=args.quiet, verbose=args.verbose, debug=args.debug)
@@ -38,7 +34,6 @@ def main(argv: list[str] | None = None, *, parser=None, note: str | None = None)
         reporter.debug(note)
     try:
         from memccp_py.run import run
-        from memccp_py.settings import read_settings
 
         settings = read_settings(args, os.environ, reporter.warning)
         with interruptible():
@@ -50,11 +45,11 @@ def main(argv: list[str] | None = None, *, parser=None, note: str | None = None)
     except MemoryError:
         status = _failed(reporter, "out of memory: the run stopped", ExitStatus.FAILURE)
     except (MemccpError, OSError) as exc:
-        if args.debug:
+        if reporter.debugging:
             raise
         status = _failed(reporter, exc, ExitStatus.FAILURE)
     except Exception as exc:  # a bug: say so in one line; --debug shows the traceback
-        if args.debug:
+        if reporter.debugging:
             raise
         status = _failed(reporter, f"internal error: {exc!r} (--debug shows where)", ExitStatus.INTERNAL)
     reporter.finish()  # the reader may have left early (| head); the copy went on regardless

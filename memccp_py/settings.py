@@ -1,6 +1,7 @@
-"""The settings of one run: parsed options and the environment, checked together, frozen.
+"""The settings of one run: the command line and the environment, checked together, frozen.
 
-:func:`read_settings` is the only reader of argparse's namespace after parsing: the
+:func:`parse_command_line` reads argv as C memccp's getopt does; :func:`read_settings` is
+the only reader of argparse's namespace after that: the
 password (--password-file, --password, $MEMCACHED_PASSWORD), the server list
 (--servers, $MEMCACHED_SERVERS), the key mode, the protocol and every check that
 involves several options happen here, once; the run reads :class:`Settings` alone.
@@ -16,6 +17,7 @@ import time
 from collections import abc
 
 from memccp_py.errors import UsageError
+from memccp_py.longopts import AbbreviationError, expand, parse, restore
 from memccp_py.report import show
 from memccp_py.servers import Server, parse_servers
 
@@ -67,6 +69,19 @@ class Settings:
     verbose: bool
     quiet: bool
     debug: bool
+
+
+def parse_command_line(argv: list[str], parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """*argv* read as C memccp's getopt reads it: options and files in any order, long
+    options abbreviated, all after ``--`` files. SystemExit for --help, --version and usage
+    errors, which the parser has printed (its status: the exit status)."""
+    try:
+        options, files = expand(argv, parser)
+        args = restore(parse(parser, options))
+    except AbbreviationError as exc:
+        parser.error(str(exc))
+    args.files += files
+    return args
 
 
 def read_settings(args: argparse.Namespace, environ: abc.Mapping[str, str],

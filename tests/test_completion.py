@@ -61,9 +61,11 @@ def test_options_and_choices(script, words, offered):
 
 
 def test_file_and_directory_names(script, tmp_path):
-    """FILE and --files-from complete file names, --docroot directory names only."""
+    """FILE and --files-from complete file names, --docroot and --allow-links-into
+    directory names only."""
     (tmp_path / "site").mkdir()
     (tmp_path / "site.txt").write_text("x")
     assert complete(script, "-v", "si", cwd=tmp_path) == (["site", "site.txt"], "")
     assert complete(script, "--files-from", "si", cwd=tmp_path) == (["site", "site.txt"], "")
     assert complete(script, "--docroot", "si", cwd=tmp_path) == (["site"], "")
+    assert complete(script, "--allow-links-into", "si", cwd=tmp_path) == (["site"], "")
