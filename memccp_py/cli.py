@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 import sys
 
-from memccp_py.definition import build_parser
 from memccp_py.errors import MemccpError, UsageError
 from memccp_py.interrupt import interruptible
 from memccp_py.report import Reporter, fill_closed_descriptors
 from memccp_py.settings import parse_command_line, read_settings
+from memccp_py.settings.definition import build_parser
 from memccp_py.status import ExitStatus
 
 __all__ = ["build_parser", "main"]

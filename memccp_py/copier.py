@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections import abc
 
-from memccp_py.memcached import Connection
-from memccp_py.items import TOO_LARGE, digest
 from memccp_py.errors import CopyError, InvalidKeyError, ItemTooLargeError
-from memccp_py.keys import MAX_KEY_LENGTH, key_problem, key_warning
-from memccp_py.reading import read_file
+from memccp_py.files.keys import MAX_KEY_LENGTH, key_problem, key_warning
+from memccp_py.files.reading import read_file
+from memccp_py.memcached import Connection
+from memccp_py.memcached.items import TOO_LARGE, digest
 from memccp_py.records import Item, Job, Notice, Summary
 from memccp_py.report import Reporter, show
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from memccp_py.resolve import Node, Scope
+    from memccp_py.files.resolve import Node, Scope
 
 
 class Found:

@@ -6,17 +6,18 @@ import io
 import os
 import stat
 
-from memccp_py.cluster import Cluster
 from memccp_py.copier import Options, copy_files
 from memccp_py.errors import MemccpError, UsageError
-from memccp_py.reading import Stdin, reason
+from memccp_py.files.reading import Stdin, reason
+from memccp_py.files.resolve import Refused, Scope
+from memccp_py.files.selection import Selection
+from memccp_py.files.sources import all_paths, make_jobs
+from memccp_py.placement.cluster import Cluster
 from memccp_py.report import Reporter, show
-from memccp_py.resolve import Refused, Scope
-from memccp_py.selection import Selection
 from memccp_py.settings import Settings
 from memccp_py.status import ExitStatus
-from memccp_py.sources import all_paths, make_jobs
 from memccp_py.verify import report_evictions, verify
+
 
 def _open_lists(names: list[str], stdin: io.TextIOBase | None, scope: Scope) -> list[io.BufferedIOBase]:
     """The --files-from streams: standard input, or a file or a pipe opened by the link

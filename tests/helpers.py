@@ -6,8 +6,8 @@ import time
 from typing import Tuple
 
 from memccp_py.cli import main
-from memccp_py.cluster import Cluster
-from memccp_py.servers import parse_servers
+from memccp_py.placement.cluster import Cluster
+from memccp_py.placement.servers import parse_servers
 
 
 def c_memccp() -> str:

@@ -131,9 +131,9 @@ def test_progress_line(memcached, tmp_path, monkeypatch):
     import itertools
 
     from memccp_py import copier, report
-    from memccp_py.cluster import Cluster
+    from memccp_py.placement.cluster import Cluster
     from memccp_py.records import Job
-    from memccp_py.servers import parse_servers
+    from memccp_py.placement.servers import parse_servers
 
     clock = itertools.count(0, 0.4)  # every look at the clock: 0.4 s later
     monkeypatch.setattr(report.time, "monotonic", lambda: next(clock))

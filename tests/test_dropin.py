@@ -12,7 +12,7 @@ import pytest
 from conftest import item
 from helpers import About, run
 from memccp_py.cli import build_parser
-from memccp_py.longopts import expand, parse
+from memccp_py.settings.abbreviations import expand, parse
 
 
 

@@ -9,8 +9,8 @@ import pytest
 
 from conftest import SASL_PASSWORD, start_memcached, stop, text_get
 from helpers import make_files, placed_on, run
-from memccp_py.cluster import Cluster
-from memccp_py.servers import parse_servers
+from memccp_py.placement.cluster import Cluster
+from memccp_py.placement.servers import parse_servers
 from peers import FAULTS, SlowLink
 
 PASSWORD = SASL_PASSWORD

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from memccp_py.hashing import HASHES
+from memccp_py.placement.hashing import HASHES
 from memccp_py.choices import HASH_NAMES
 
 KEYS = [b"", b"a", b"foo", b"/images/a.gif", b"hello world", b"abcdefghijklm", "été".encode(), b"\xff"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from memccp_py.keys import (
+from memccp_py.files.keys import (
     directory_uri, key_for_path, key_problem, key_warning, nginx_escape, uri_key,
 )
 

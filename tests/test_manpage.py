@@ -2,7 +2,7 @@
 
 The page is not generated during the build (argparse-manpage writes other pages in each
 Debian release), so these tests compare its meaning with build_parser() and
-memccp_py.manual: every option, option group and section is there, every help text and
+memccp_py.settings.manual: every option, option group and section is there, every help text and
 paragraph of prose is there, and groff renders the page without a warning.
 """
 
@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from memccp_py.cli import build_parser
-from memccp_py.manual import DESCRIPTION, MAN_SECTIONS
+from memccp_py.settings.manual import DESCRIPTION, MAN_SECTIONS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGE = os.path.join(ROOT, "man", "memccp.1")
@@ -78,7 +78,7 @@ def test_every_option_group_is_a_subsection():
 
 
 def test_every_section_is_present():
-    """The usual sections and every section of memccp_py.manual are .SH headings."""
+    """The usual sections and every section of memccp_py.settings.manual are .SH headings."""
     headings = _headings(_source(), ".SH")
     wanted = REQUIRED_SECTIONS + [section["heading"].upper() for section in MAN_SECTIONS]
     for heading in wanted:

@@ -12,8 +12,8 @@ import pytest
 from conftest import text_command, text_get
 from helpers import c_memccp, run
 from memccp_py.choices import HASH_NAMES
-from memccp_py.placement import make_placement
-from memccp_py.servers import parse_servers
+from memccp_py.placement.distributions import make_placement
+from memccp_py.placement.servers import parse_servers
 
 KEYS = [b"foo", b"a", b"/images/a.gif", b"hello world", b"key1", b"key2", b"key3"]
 THREE = "127.0.0.1:11211,127.0.0.1:11212,127.0.0.1:11213"

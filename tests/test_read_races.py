@@ -5,11 +5,11 @@ import os
 
 import pytest
 
-from memccp_py import reading
+from memccp_py.files import reading
 from memccp_py.errors import FileReadError
 from memccp_py.records import Found
-from memccp_py.resolve import Node
-from memccp_py.sources import all_paths
+from memccp_py.files.resolve import Node
+from memccp_py.files.sources import all_paths
 
 
 def walk(top: str):

@@ -1,4 +1,4 @@
-"""Names resolved beneath held directories (memccp_py.resolve): the link rule, the tree's
+"""Names resolved beneath held directories (memccp_py.files.resolve): the link rule, the tree's
 bound and ".." judged by what was opened, the same with openat2() and a component at a time."""
 
 import errno
@@ -9,8 +9,8 @@ import tempfile
 
 import pytest
 
-from memccp_py import resolve
-from memccp_py.resolve import LinkError, Refused, Scope
+from memccp_py.files import resolve
+from memccp_py.files.resolve import LinkError, Refused, Scope
 
 NOBODY = 65534
 

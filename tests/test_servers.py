@@ -5,7 +5,7 @@ import re
 import pytest
 
 from memccp_py.errors import UsageError
-from memccp_py.servers import Server, parse_servers
+from memccp_py.placement.servers import Server, parse_servers
 
 
 @pytest.mark.parametrize("spec, expected", [

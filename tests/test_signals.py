@@ -65,7 +65,7 @@ def test_dropped_node_runs_no_python_code(tmp_path):
     """A dropped Node closes its descriptor without running Python code: a Ctrl-C raised in
     a finaliser would be printed and dropped, and the run would go on (as once it did,
     waiting for names that never came)."""
-    from memccp_py.resolve import Scope
+    from memccp_py.files.resolve import Scope
 
     node = Scope().resolve(None, str(tmp_path))
     fd, ran = node.fd, []

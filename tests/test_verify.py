@@ -10,11 +10,11 @@ from conftest import start_memcached, stop, text_command, text_get
 from helpers import run
 from memccp_py import copier
 from memccp_py.verify import verify
-from memccp_py.cluster import Cluster
+from memccp_py.placement.cluster import Cluster
 from memccp_py.copier import Options, copy_files
 from memccp_py.records import Job
 from memccp_py.report import Reporter
-from memccp_py.servers import parse_servers
+from memccp_py.placement.servers import parse_servers
 
 PATHS = ["unbuffered", "pipelined"]
 

@@ -12,14 +12,25 @@ from __future__ import annotations
 import struct
 from collections import abc
 
-from bmemcached.exceptions import AuthenticationNotSupported, InvalidCredentials, MemcachedException
+from bmemcached.exceptions import (
+    AuthenticationNotSupported,
+    InvalidCredentials,
+    MemcachedException,
+)
 from bmemcached.protocol import Protocol
 
 from memccp_py.errors import AuthenticationError, CopyError, ServerError
-from memccp_py.items import ITEM_STATUS, compare, item_error
 from memccp_py.memcached import frames
 from memccp_py.memcached.frames import GETKQ, NOOP, QUIET_STORE, TEXT_ERRORS, request
-from memccp_py.memcached.transport import MAX_STATS, MAX_VALUE_BODY, Closed, Rejected, Wire, WireFault
+from memccp_py.memcached.items import ITEM_STATUS, compare, item_error
+from memccp_py.memcached.transport import (
+    MAX_STATS,
+    MAX_VALUE_BODY,
+    Closed,
+    Rejected,
+    Wire,
+    WireFault,
+)
 from memccp_py.records import Item
 from memccp_py.report import show
 

@@ -16,9 +16,15 @@ from memccp_py.errors import CopyError, InvalidKeyError, ServerError, StoreError
 from memccp_py.memcached.binary import Binary
 from memccp_py.memcached.meta import Meta
 from memccp_py.memcached.text import NoStats, Text
-from memccp_py.memcached.transport import Rejected, Wire, WireFault, describe_socket_error, dial
+from memccp_py.memcached.transport import (
+    Rejected,
+    Wire,
+    WireFault,
+    describe_socket_error,
+    dial,
+)
+from memccp_py.placement.servers import Server
 from memccp_py.records import Item
-from memccp_py.servers import Server
 
 __all__ = ["PROTOCOLS", "Connection"]
 

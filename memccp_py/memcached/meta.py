@@ -11,10 +11,10 @@ from __future__ import annotations
 import base64
 from collections import abc
 
-from memccp_py.records import Item
-from memccp_py.keys import MAX_KEY_LENGTH
-from memccp_py.memcached.transport import WireFault
+from memccp_py.files.keys import MAX_KEY_LENGTH
 from memccp_py.memcached.text import Text, text_key_problem, unexpected
+from memccp_py.memcached.transport import WireFault
+from memccp_py.records import Item
 from memccp_py.report import show
 
 _MODES = {"set": b"MS", "add": b"ME", "replace": b"MR"}

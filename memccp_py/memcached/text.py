@@ -10,9 +10,22 @@ from __future__ import annotations
 import re
 from collections import abc
 
-from memccp_py.errors import CopyError, ItemTooLargeError, KeyExistsError, KeyNotFoundError, StoreError
-from memccp_py.items import TOO_LARGE, compare
-from memccp_py.memcached.transport import MAX_STATS, MAX_VALUE_BODY, Closed, Rejected, Wire, WireFault
+from memccp_py.errors import (
+    CopyError,
+    ItemTooLargeError,
+    KeyExistsError,
+    KeyNotFoundError,
+    StoreError,
+)
+from memccp_py.memcached.items import TOO_LARGE, compare
+from memccp_py.memcached.transport import (
+    MAX_STATS,
+    MAX_VALUE_BODY,
+    Closed,
+    Rejected,
+    Wire,
+    WireFault,
+)
 from memccp_py.records import Item
 from memccp_py.report import printable, show
 

@@ -274,7 +274,7 @@ def _stream(fd: int, encoding: bytes, errors: bytes, line_buffering: bytes, writ
 
 def _main(helper, argv: list[str]) -> int:
     """cli.main() as the interpreter would run it, with the helper's parser."""
-    from memccp_py.definition import forget_terminal_width
+    from memccp_py.settings.definition import forget_terminal_width
 
     forget_terminal_width()  # measure this caller's terminal, not the helper's
     try:

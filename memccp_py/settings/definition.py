@@ -1,6 +1,6 @@
 """The options of memccp, grouped as --help and the man page show them: C-compatible, keys,
 bulk, nginx, servers, safety. ``build_parser()`` is all there is; parsing and C-style long
-option abbreviations are in :mod:`memccp_py.longopts`."""
+option abbreviations are in :mod:`memccp_py.settings.abbreviations`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,13 @@ import os
 import sys
 
 from memccp_py import __version__
-from memccp_py.manual import DESCRIPTION, MAN_SECTIONS
-from memccp_py.choices import DEFAULT_RETRY_TIMEOUT, DISTRIBUTIONS, HASH_NAMES, PROTOCOLS
+from memccp_py.choices import (
+    DEFAULT_RETRY_TIMEOUT,
+    DISTRIBUTIONS,
+    HASH_NAMES,
+    PROTOCOLS,
+)
+from memccp_py.settings.manual import DESCRIPTION, MAN_SECTIONS
 from memccp_py.status import ExitStatus
 
 DEFAULT_TIMEOUT = 3.0

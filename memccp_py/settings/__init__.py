@@ -17,9 +17,9 @@ import time
 from collections import abc
 
 from memccp_py.errors import UsageError
-from memccp_py.longopts import AbbreviationError, expand, parse, restore
+from memccp_py.placement.servers import Server, parse_servers
 from memccp_py.report import show
-from memccp_py.servers import Server, parse_servers
+from memccp_py.settings.abbreviations import AbbreviationError, expand, parse, restore
 
 #: memcached reads an expiry over this many seconds (30 days) as a unix time.
 MAX_RELATIVE_EXPIRY = 30 * 24 * 3600

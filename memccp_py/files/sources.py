@@ -8,16 +8,15 @@ import io
 import os
 from collections import abc
 
-from memccp_py.keys import directory_uri, key_for_path, nginx_escape, uri_key
-from memccp_py.report import show
 from memccp_py.errors import FileReadError
+from memccp_py.files.keys import directory_uri, key_for_path, nginx_escape, uri_key
+from memccp_py.files.reading import Stdin, open_found, reason
+from memccp_py.files.resolve import Node, Refused, Scope
+from memccp_py.files.selection import Selection
+from memccp_py.files.walker import walk
 from memccp_py.interrupt import pollable, wait_readable
-from memccp_py.reading import Stdin, open_found, reason
-from memccp_py.resolve import Node, Refused, Scope
-from memccp_py.selection import Selection
 from memccp_py.records import Found, Job, Notice, Skipped
-from memccp_py.walker import walk
-
+from memccp_py.report import show
 
 #: No name in a --files-from list is longer (bytes): a longer one is an error, read no further.
 MAX_NAME_BYTES = 4096

@@ -1,7 +1,7 @@
 """Reading one file, safely: only a regular file, never more than its size, never a file
 that changes while it is read, never a file outside its tree.
 
-* the file is opened by :mod:`memccp_py.resolve`, beneath the directory that holds it, links
+* the file is opened by :mod:`memccp_py.files.resolve`, beneath the directory that holds it, links
   followed only by the link rule; what is read is the very file that was checked;
 * a file the walk saw as no link and that is a link now is not read;
 * ``open`` never blocks: O_NONBLOCK (a FIFO or a device that slipped in), O_NOCTTY;
@@ -20,10 +20,10 @@ import stat
 from collections import abc
 
 from memccp_py.errors import FileReadError
+from memccp_py.files.resolve import Node, Refused, Scope
+from memccp_py.files.walker import not_regular
 from memccp_py.interrupt import pollable, wait_readable
 from memccp_py.records import Found
-from memccp_py.resolve import Node, Refused, Scope
-from memccp_py.walker import not_regular
 
 #: No file larger than this is read: memcached's item size cannot exceed 1 GiB.
 MAX_FILE_BYTES = 1 << 30

@@ -6,7 +6,7 @@ The policy, for a tree (a directory named with -r, or --docroot for every name b
   directory holding it, never by a path: a directory swapped for a link while the walk
   runs changes nothing it reads;
 * only regular files are read; FIFOs, sockets and devices are skipped with a warning;
-* a link is followed by the rule of :mod:`memccp_py.resolve`: only where what it leads to
+* a link is followed by the rule of :mod:`memccp_py.files.resolve`: only where what it leads to
   lies inside the tree (as rsync --safe-links), is owned by the link's owner (unless the
   link is root's or the caller's, or --follow-any-link), and is not in /proc, /sys or /dev;
   any other link is skipped with a warning;
@@ -22,8 +22,8 @@ import os
 import stat
 from collections import abc, deque
 
+from memccp_py.files.resolve import LinkError, Node, Refused, Scope
 from memccp_py.records import Found, Skipped
-from memccp_py.resolve import LinkError, Node, Refused, Scope
 
 
 def not_regular(mode: int) -> str:

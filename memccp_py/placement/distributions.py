@@ -22,10 +22,9 @@ import struct
 import zlib
 from typing import Callable, List, Sequence, Tuple
 
-from memccp_py.hashing import crc, hash_function, md5
 from memccp_py.choices import DISTRIBUTIONS
-from memccp_py.servers import Server
-
+from memccp_py.placement.hashing import crc, hash_function, md5
+from memccp_py.placement.servers import Server
 
 Placement = Callable[[bytes], List[int]]
 

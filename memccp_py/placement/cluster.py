@@ -14,8 +14,8 @@ from collections import abc
 from memccp_py.choices import DEFAULT_RETRY_TIMEOUT, NGINX_DISTRIBUTIONS
 from memccp_py.errors import CopyError, ServerError
 from memccp_py.memcached import Connection
+from memccp_py.placement.servers import Server
 from memccp_py.records import Item
-from memccp_py.servers import Server
 
 
 class Cluster:
@@ -34,7 +34,7 @@ class Cluster:
             self._place = None
             self._only = [self.connections[0]]  # route()'s answer for every key
         else:  # hashing is only needed, and imported, for several servers
-            from memccp_py.placement import make_placement
+            from memccp_py.placement.distributions import make_placement
 
             self._place = make_placement(distribution, hash_name, self.servers)
         self._by_name = distribution in NGINX_DISTRIBUTIONS

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import hashlib
 
-from memccp_py.errors import CopyError, ItemTooLargeError, KeyExistsError, KeyNotFoundError, StoreError
+from memccp_py.errors import (
+    CopyError,
+    ItemTooLargeError,
+    KeyExistsError,
+    KeyNotFoundError,
+    StoreError,
+)
 from memccp_py.records import Item
 from memccp_py.report import show
 
