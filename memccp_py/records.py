@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from memccp_py.files.resolve import Node, Scope
+    from memccp_py.files.nodes import Node
+    from memccp_py.files.resolve import Scope
 
 
 class Found:

@@ -8,7 +8,7 @@ import pytest
 from memccp_py.files import reading
 from memccp_py.errors import FileReadError
 from memccp_py.records import Found
-from memccp_py.files.resolve import Node
+from memccp_py.files.nodes import Node
 from memccp_py.files.sources import all_paths
 
 

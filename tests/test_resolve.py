@@ -9,8 +9,9 @@ import tempfile
 
 import pytest
 
-from memccp_py.files import resolve
-from memccp_py.files.resolve import LinkError, Refused, Scope
+from memccp_py.files import nodes
+from memccp_py.files.nodes import LinkError
+from memccp_py.files.resolve import Refused, Scope
 
 NOBODY = 65534
 
@@ -20,10 +21,10 @@ def way(request, monkeypatch):
     """Each test runs with openat2() for names with no link, and with the component walk
     alone (a kernel before 5.6, or a filter that forbids openat2)."""
     if request.param == "component walk":
-        monkeypatch.setattr(resolve, "_openat2", False)
+        monkeypatch.setattr(nodes, "_openat2", False)
     else:
-        resolve._openat2 = None  # loaded again: a test before may have turned it off
-        if not resolve._load():
+        nodes._openat2 = None  # loaded again: a test before may have turned it off
+        if not nodes._load():
             pytest.skip("no openat2() here")
     return request.param
 

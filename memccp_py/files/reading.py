@@ -20,7 +20,8 @@ import stat
 from collections import abc
 
 from memccp_py.errors import FileReadError
-from memccp_py.files.resolve import Node, Refused, Scope
+from memccp_py.files.nodes import Node
+from memccp_py.files.resolve import Refused, Scope
 from memccp_py.files.walker import not_regular
 from memccp_py.interrupt import pollable, wait_readable
 from memccp_py.records import Found

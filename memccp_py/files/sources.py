@@ -11,7 +11,8 @@ from collections import abc
 from memccp_py.errors import FileReadError
 from memccp_py.files.keys import directory_uri, key_for_path, nginx_escape, uri_key
 from memccp_py.files.reading import Stdin, open_found, reason
-from memccp_py.files.resolve import Node, Refused, Scope
+from memccp_py.files.nodes import Node
+from memccp_py.files.resolve import Refused, Scope
 from memccp_py.files.selection import Selection
 from memccp_py.files.walker import walk
 from memccp_py.interrupt import pollable, wait_readable

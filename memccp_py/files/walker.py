@@ -22,7 +22,8 @@ import os
 import stat
 from collections import abc, deque
 
-from memccp_py.files.resolve import LinkError, Node, Refused, Scope
+from memccp_py.files.nodes import LinkError, Node
+from memccp_py.files.resolve import Refused, Scope
 from memccp_py.records import Found, Skipped
 
 
