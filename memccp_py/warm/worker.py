@@ -12,6 +12,8 @@ import socket
 import struct
 import sys
 
+from memccp_py.status import ExitStatus
+
 PROTOCOL = b"memccp-helper-1"
 MAX_REQUEST = 8 << 20
 RETIRE = signal.SIGUSR1  # the helper's "stop waiting for calls"
@@ -298,7 +300,8 @@ def _main(helper, argv: list[str]) -> int:
         status = helper.cli.main(argv, parser=helper.parser,
                                  note=f"run by the warm helper (pid {os.getppid()}, worker {os.getpid()})")
     except SystemExit as exc:
-        status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        status = exc.code if isinstance(exc.code, int) else \
+            (ExitStatus.SUCCESS if exc.code is None else ExitStatus.FAILURE)
         if not isinstance(exc.code, int) and exc.code is not None and sys.stderr is not None:
             sys.stderr.write(f"{exc.code}\n")
     except KeyboardInterrupt:
@@ -306,12 +309,12 @@ def _main(helper, argv: list[str]) -> int:
         _flush()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)  # as the interpreter does: die by the signal
-        status = 130
+        status = ExitStatus.INTERRUPTED
     except BaseException:  # noqa: BLE001  (as the interpreter: a traceback, status 1)
         _traceback()
-        status = 1
+        status = ExitStatus.FAILURE
     if not _flush() and status == 0:
-        status = 120  # as the interpreter when flushing at exit fails
+        status = ExitStatus.FLUSH_FAILED  # as the interpreter when flushing at exit fails
     return status
 
 
