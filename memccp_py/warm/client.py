@@ -26,6 +26,16 @@ S_IFMT, S_IFDIR = 0o170000, 0o040000
 # The helper's own environment (each call brings its own): no password of the first call.
 KEPT_FOR_HELPER = (b"PATH", b"LANG", b"LC_ALL", b"LC_CTYPE", b"MEMCCP_HELPER_IDLE")
 
+# Exit statuses of memccp_py/status.py's ExitStatus, copied: importing that module would add
+# 0.1 ms to every call (loaded by its path; 0.2-1 ms as a package), and these two are for
+# rare ends only. tests/test_client_status.py checks that they stay the same.
+INTERNAL = 70  # ExitStatus.INTERNAL
+
+
+def signalled(signum: int) -> int:
+    """ExitStatus.signalled(signum): a run ended by signal *signum*, as a shell reports it."""
+    return 128 + signum
+
 
 def installation() -> bytes:
     """This installation's name: each (a checkout, the package) has its own helper."""
@@ -232,7 +242,7 @@ def via_helper(directory: bytes, name: bytes, refusal: list):
     if status is None:
         if STDIO_OPEN[2] == "1":
             posix.write(2, b"memccp: internal error: the helper's worker ended without an exit status\n")
-        return 70
+        return INTERNAL
     if status.startswith(b"K"):  # the worker was killed by a signal: so is this process
         signum = int(status[1:])
         try:
@@ -240,7 +250,7 @@ def via_helper(directory: bytes, name: bytes, refusal: list):
         except (OSError, ValueError):  # SIGKILL, SIGSTOP: no handler to reset
             pass
         posix.kill(posix.getpid(), signum)
-        return 128 + signum
+        return signalled(signum)
     return int(status[1:])
 
 

@@ -12,6 +12,8 @@ import socket
 import struct
 import sys
 
+from memccp_py.status import ExitStatus
+
 PROTOCOL = b"memccp-helper-1"
 MAX_REQUEST = 8 << 20
 RETIRE = signal.SIGUSR1  # the helper's "stop waiting for calls"
@@ -37,6 +39,7 @@ def work(helper) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {RETIRE})  # ends after the rehearsal's tidying
         helper.rehearse()  # while no one waits: the memory a call writes is copied now
         _rehearse_check(helper.context)
+        _rehearse_environment()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {RETIRE})
     taken = _accept(helper)
     if taken is None:
@@ -145,6 +148,22 @@ def _rehearse_check(own: list) -> None:
     finally:
         for end in ends:
             end.close()
+
+
+#: What a rehearsal puts in the C library's environment and takes out again: as many
+#: variables as a usual login's, of the usual lengths (8 to 256 bytes).
+_STAND_IN_ENVIRONMENT = tuple((b"MEMCCP_REHEARSAL_%d" % i, b"x" * (8 << i % 6)) for i in range(48))
+
+
+def _rehearse_environment() -> None:
+    """Set and unset a stand-in environment, as a call sets its caller's: the C library
+    allocates each variable it is given, and in a worker just forked the first such
+    allocations write pages still shared with the helper, each then copied (some 5 us a
+    variable, against 1 us once done): a caller does not wait for those copies."""
+    for key, value in _STAND_IN_ENVIRONMENT:
+        os.putenv(key, value)
+    for key, _ in _STAND_IN_ENVIRONMENT:
+        os.unsetenv(key)
 
 
 def _refuse(conn: socket.socket, why: bytes) -> None:
@@ -281,7 +300,8 @@ def _main(helper, argv: list[str]) -> int:
         status = helper.cli.main(argv, parser=helper.parser,
                                  note=f"run by the warm helper (pid {os.getppid()}, worker {os.getpid()})")
     except SystemExit as exc:
-        status = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        status = exc.code if isinstance(exc.code, int) else \
+            (ExitStatus.SUCCESS if exc.code is None else ExitStatus.FAILURE)
         if not isinstance(exc.code, int) and exc.code is not None and sys.stderr is not None:
             sys.stderr.write(f"{exc.code}\n")
     except KeyboardInterrupt:
@@ -289,12 +309,12 @@ def _main(helper, argv: list[str]) -> int:
         _flush()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)  # as the interpreter does: die by the signal
-        status = 130
+        status = ExitStatus.INTERRUPTED
     except BaseException:  # noqa: BLE001  (as the interpreter: a traceback, status 1)
         _traceback()
-        status = 1
+        status = ExitStatus.FAILURE
     if not _flush() and status == 0:
-        status = 120  # as the interpreter when flushing at exit fails
+        status = ExitStatus.FLUSH_FAILED  # as the interpreter when flushing at exit fails
     return status
 
 
