@@ -8,7 +8,7 @@ The two take turns, 5 rounds, median; with sudo in the loop too when sudo is the
 memccp-py once more without its warm helper (MEMCCP_HELPER=off, as before it had one), and
 the loop running only `python3 -I -S -c pass`, the floor for any client in Python.
 Then the cost of one call (median of 100, taking turns) against `python3 -I -S -c pass`.
-Prints Markdown for the README.
+Prints Markdown for docs/benchmarks.md.
 """
 
 import os

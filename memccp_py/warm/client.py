@@ -118,7 +118,7 @@ def request_body() -> bytes:
                        b"%d" % len(argv), *argv, *env])
 
 
-class Lines:
+class HelperReplies:
     """Reads the helper's replies: one line each."""
 
     def __init__(self, sock) -> None:
@@ -213,7 +213,7 @@ def via_helper(directory: bytes, name: bytes, refusal: list):
                     sock.sendall(message[sent:])
             except OSError:
                 pass  # refused before it read the call: its reason may be waiting
-            reply = Lines(sock)
+            reply = HelperReplies(sock)
             accepted = reply.next()
         except OSError:
             return None
