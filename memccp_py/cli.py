@@ -27,8 +27,10 @@ def main(argv: list[str] | None = None, *, parser=None, note: str | None = None)
     parser.reporter = reporter  # --help, --version and usage errors are said through it too
     try:
         args = parse_command_line(sys.argv[1:] if argv is None else argv, parser)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+    except SystemExit as exc:  # --help, --version (printed now: a full disk is seen) or usage
+        reporter.finish()
+        status = int(exc.code or 0)
+        return ExitStatus.FAILURE if status == 0 and reporter.output_lost else status
     reporter.levels(quiet=args.quiet, verbose=args.verbose, debug=args.debug)
     if note:
         reporter.debug(note)

@@ -100,6 +100,9 @@ class Reporter:
         self._out = Guarded(out, self._stdout_failed)
         self._progress_at = 0.0
         self._progress_width = 0
+        self._copying = False
+        #: whether writing to standard output failed (the reader left, the disk is full)
+        self.output_lost = False
         self.levels(quiet=quiet, verbose=verbose, debug=debug, progress=progress)
 
     def levels(self, *, quiet: bool, verbose: bool, debug: bool, progress: bool | None = None) -> None:
@@ -151,11 +154,13 @@ class Reporter:
         return handler
 
     def _stdout_failed(self, reason: str) -> None:
-        self._line(f"memccp: standard output: {reason} (the copy goes on)\n")
+        self.output_lost = True
+        self._line(f"memccp: standard output: {reason}{' (the copy goes on)' if self._copying else ''}\n")
 
     # -- the copy ---------------------------------------------------------------
     def begin(self) -> None:
         """The copy starts: the first progress line comes a second later."""
+        self._copying = True
         if self.shows_progress:
             self._progress_at = time.monotonic() + 1.0
 

@@ -67,3 +67,26 @@ def test_closed_stderr(memcached, tmp_path):
     assert (result.returncode, result.stderr) == (1, b"")
     assert result.stdout == b"".join(os.path.basename(p).encode() + b"\n" for p in paths)
     assert all_stored(memcached, paths)
+
+
+def test_help_and_version_without_stdout():
+    """--help and --version with stdout closed (>&-) go to stderr, as argparse does, exit 0."""
+    for option, start in (("--help", b"usage: memccp "), ("--version", b"memccp v")):
+        result = memccp_with(">&-", option)
+        assert (result.returncode, result.stdout) == (0, b""), option
+        assert result.stderr.startswith(start), option
+
+
+def test_help_and_version_to_a_full_disk():
+    """--help and --version >/dev/full: one line says so, no traceback, exit 1."""
+    for option in ("--help", "--version"):
+        result = memccp_with(">/dev/full", option)
+        assert (result.returncode, result.stdout, result.stderr) == (
+            1, b"", b"memccp: standard output: No space left on device\n"), option
+
+
+def test_usage_error_without_stderr():
+    """A usage error with stderr closed or full still exits 2, the usage error's status."""
+    for redirect in ("2>&-", "2>/dev/full"):
+        result = memccp_with(redirect, "--bogus")
+        assert (result.returncode, result.stdout) == (2, b""), redirect

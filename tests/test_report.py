@@ -75,13 +75,15 @@ def test_progress_line_erased_before_a_line(monkeypatch):
 
 
 def test_a_failing_stream_never_stops_the_rest():
-    """Standard output that fails is said once on standard error; later writes go nowhere."""
+    """Standard output that fails during the copy is said once on standard error, and the
+    copy goes on; later writes go nowhere."""
     class Full(io.StringIO):
         def write(self, text):
             raise OSError(28, "No space left on device")
 
     err = io.StringIO()
     reporter = Reporter(Full(), err, verbose=True)
+    reporter.begin()
     reporter.stored(b"/a")
     reporter.stored(b"/b")
     reporter.error("later")

@@ -102,14 +102,15 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         from memccp_py.report import printable
 
-        self.print_usage(sys.stderr)
+        self._print_message(self.format_usage(), sys.stderr)  # not print_usage: stdout if no stderr
         self.exit(ExitStatus.USAGE, f"{self.prog}: error: {printable(message)}\n")
 
     def _print_message(self, message: str, file=None) -> None:
         if self.reporter is None or not message:
             super()._print_message(message, file)
         else:
-            self.reporter.usage(message, to_stdout=file is sys.stdout)
+            # argparse writes to standard error where there is no standard output (>&-)
+            self.reporter.usage(message, to_stdout=file is not None and file is sys.stdout)
 
 
 def build_parser() -> Parser:
