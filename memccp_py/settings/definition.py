@@ -23,7 +23,7 @@ DEFAULT_TIMEOUT = 3.0
 
 def _uint32(text: str) -> int:
     """A decimal number from 0 to 2**32-1 (flags and expiry are 32 bits in memcached)."""
-    text = text.replace("\0", "")  # longopts.DASHES: the value "--"
+    text = text.replace("\0", "")  # abbreviations.DASHES: the value "--"
     digits = text.strip()
     digits = digits[1:] if digits.startswith("+") else digits  # as strtoul reads "+5"
     if not (digits.isascii() and digits.isdigit()) or int(digits) > 0xFFFFFFFF:
@@ -41,14 +41,14 @@ def _gzip_flag(text: str) -> int:
 
 
 def _hash_name(text: str) -> str:
-    text = text.replace("\0", "")  # longopts.DASHES: the value "--"
+    text = text.replace("\0", "")  # abbreviations.DASHES: the value "--"
     if text.lower() not in HASH_NAMES:
         raise argparse.ArgumentTypeError(f"unknown hash {text!r} (one of: {', '.join(HASH_NAMES)})")
     return text.lower()
 
 
 def _seconds(text: str, low_ok: bool = False) -> float:
-    text = text.replace("\0", "")  # longopts.DASHES: the value "--"
+    text = text.replace("\0", "")  # abbreviations.DASHES: the value "--"
     try:
         value = float(text)
     except ValueError:
@@ -188,7 +188,7 @@ def _bulk(group) -> None:
 
 
 def _index_name(text: str) -> str:
-    text = text.replace("\0", "")  # longopts.DASHES: the value "--"
+    text = text.replace("\0", "")  # abbreviations.DASHES: the value "--"
     if not text or "/" in text or text in (".", ".."):
         raise argparse.ArgumentTypeError(f"{text!r} is not a file name (as in nginx's index directive)")
     return text
