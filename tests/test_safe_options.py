@@ -309,3 +309,16 @@ def test_plus_sign_as_strtoul_reads_it(memcached, site, capsys):
     """-F +5 is 5, as C memccp's strtoul reads it."""
     assert run(capsys, "-s", memcached.address, "-F", "+5", str(site / "a.gif")) == (0, "", "")
     assert item(memcached, b"a.gif") == (5, b"A", -1)
+
+
+def test_settings_frozen_and_never_show_the_password():
+    """The Settings of a run cannot be changed, and their printed form has no password."""
+    from memccp_py.settings import parse_command_line, read_settings
+    from memccp_py.settings.definition import build_parser
+
+    args = parse_command_line(["-s", "127.0.0.1", "-u", "bob", "-p", "s3cret", "f"], build_parser())
+    settings = read_settings(args, {}, None)
+    assert settings.password == "s3cret" and settings.username == "bob"
+    assert "s3cret" not in repr(settings) and "username='bob'" in repr(settings)
+    with pytest.raises(AttributeError):
+        settings.password = "other"
