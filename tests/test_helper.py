@@ -600,7 +600,7 @@ def test_rehearsal_copies_to_its_stand_in_and_leaves_nothing(tmp_path, capsys):
     nothing and leaves nothing behind."""
     from memccp_py import cli
     from memccp_py.warm.rehearsal import rehearse
-    from memccp_py.warm.worker import rehearsal_stream
+    from memccp_py.warm.takeover import rehearsal_stream
 
     (tmp_path / "lock.test").write_bytes(b"123\n")
     sample = str(tmp_path / "lock.test")

@@ -166,7 +166,7 @@ class Helper:
         what it imports or caches is paid once; in a spare worker, the memory a call writes
         is copied and cached before a caller waits."""
         if self.sample is not None:
-            from memccp_py.warm.worker import rehearsal_stream
+            from memccp_py.warm.takeover import rehearsal_stream
 
             rehearse(self.cli, self.parser, os.path.dirname(self.path), self.sample, rehearsal_stream)
 

@@ -1,10 +1,10 @@
 """One memccp call in a worker forked from the warm helper (memccp_py/warm/helper.py): wait for
-a call, become the calling process (directory, umask, environment, descriptors 0-2,
-standard streams) and run cli.main() as the interpreter would. Also the in-process run."""
+a call, check the caller's context against the worker's own, become the calling process
+(:mod:`memccp_py.warm.takeover`) and run cli.main() as the interpreter would. Also the
+in-process run."""
 
 from __future__ import annotations
 
-import io
 import os
 import select
 import signal
@@ -13,9 +13,8 @@ import struct
 import sys
 
 from memccp_py.status import ExitStatus
+from memccp_py.warm import takeover
 
-PROTOCOL = b"memccp-helper-1"
-MAX_REQUEST = 8 << 20
 RETIRE = signal.SIGUSR1  # the helper's "stop waiting for calls"
 
 
@@ -39,22 +38,22 @@ def work(helper) -> None:
         signal.pthread_sigmask(signal.SIG_BLOCK, {RETIRE})  # ends after the rehearsal's tidying
         helper.rehearse()  # while no one waits: the memory a call writes is copied now
         _rehearse_check(helper.context)
-        _rehearse_environment()
+        takeover.rehearse_environment()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {RETIRE})
     taken = _accept(helper)
     if taken is None:
         return
     conn, caller = taken
-    request = _receive(conn)
+    request = takeover.receive(conn)
     if request is None:
         return
-    if _in_background(caller, request):
+    if takeover.in_background(caller, request):
         _refuse(conn, b"- a background job whose standard input is its terminal")
         return
     conn.sendall(b"A%d\n" % os.getpid())
     try:
-        _ignore_as(caller)
-        argv = _become_caller(*request)  # changes nothing outside this process
+        takeover.ignore_as(caller)
+        argv = takeover.become_caller(*request)  # changes nothing outside this process
         if conn.recv(1) != b"G":
             return  # the client went away or gave up: nothing ran
         status = _main(helper, argv)
@@ -150,22 +149,6 @@ def _rehearse_check(own: list) -> None:
             end.close()
 
 
-#: What a rehearsal puts in the C library's environment and takes out again: as many
-#: variables as a usual login's, of the usual lengths (8 to 256 bytes).
-_STAND_IN_ENVIRONMENT = tuple((b"MEMCCP_REHEARSAL_%d" % i, b"x" * (8 << i % 6)) for i in range(48))
-
-
-def _rehearse_environment() -> None:
-    """Set and unset a stand-in environment, as a call sets its caller's: the C library
-    allocates each variable it is given, and in a worker just forked the first such
-    allocations write pages still shared with the helper, each then copied (some 5 us a
-    variable, against 1 us once done): a caller does not wait for those copies."""
-    for key, value in _STAND_IN_ENVIRONMENT:
-        os.putenv(key, value)
-    for key, _ in _STAND_IN_ENVIRONMENT:
-        os.unsetenv(key)
-
-
 def _refuse(conn: socket.socket, why: bytes) -> None:
     """Tell the client why its call is not taken, after the name of the helper of its
     context, or "-" (it then goes there, or runs the call in-process)."""
@@ -174,121 +157,6 @@ def _refuse(conn: socket.socket, why: bytes) -> None:
     except OSError:
         pass
     conn.close()
-
-
-def _in_background(caller: dict, request) -> bool:
-    """Whether the caller's standard input is its terminal while it is not in the terminal's
-    foreground process group: reading it must stop the caller (job control), in-process."""
-    fds, fields = request
-    if fields[1][:1] != b"1" or not os.isatty(fds[1]):
-        return False
-    return caller.get(b"tty", b"0") != b"0" and caller.get(b"tpgid") != caller.get(b"pgrp")
-
-
-def _ignore_as(caller: dict) -> None:
-    """Ignore the signals the caller ignores (nohup, a background job of a script)."""
-    ignored = int(caller.get(b"SigIgn", b"0"), 16)
-    while ignored:  # the set bits alone: a caller ignores two or three signals of 64
-        signum = (ignored & -ignored).bit_length()
-        ignored &= ignored - 1
-        if signum < signal.NSIG and signum not in (signal.SIGKILL, signal.SIGSTOP):
-            try:
-                signal.signal(signum, signal.SIG_IGN)
-            except (OSError, ValueError):
-                pass
-
-
-def _receive(conn: socket.socket):
-    """(descriptors, fields) of the call, or None if it is not one this worker can take."""
-    conn.settimeout(5.0)
-    fds: list[int] = []
-    try:
-        data, ancillary, _, _ = conn.recvmsg(1 << 16, socket.CMSG_SPACE(4 * 4))
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds += [fd for fd, in struct.iter_unpack("i", payload[:len(payload) // 4 * 4])]
-        if len(data) < 4 or int.from_bytes(data[:4], "big") > MAX_REQUEST:
-            return None
-        size, body = int.from_bytes(data[:4], "big"), data[4:]
-        while len(body) < size:
-            chunk = conn.recv(min(1 << 20, size - len(body)))
-            if not chunk:
-                return None
-            body += chunk
-        fields = body.split(b"\0")
-        if fields[0] != PROTOCOL or len(fds) != 1 + fields[1].count(b"1") \
-                or fields[3] != os.fsencode(sys.getfilesystemencoding()):
-            return None
-    except (OSError, ValueError, IndexError):
-        return None
-    finally:
-        conn.settimeout(None)
-    return fds, fields
-
-
-def _become_caller(fds: list[int], fields: list[bytes]) -> list[str]:
-    """Become the client's process (directory, umask, environment, descriptors, standard
-    streams) while its go is on the way; return its arguments."""
-    open_mask, umask = fields[1].decode(), int(fields[2], 8)
-    stdio = [fields[4 + 4 * i:8 + 4 * i] for i in range(3)]
-    argc = int(fields[16])
-    argv = [os.fsdecode(arg) for arg in fields[17:17 + argc]]
-    os.fchdir(fds[0])
-    os.close(fds[0])
-    os.umask(umask)
-    _set_environment(fields[17 + argc:])
-    given = iter(fds[1:])
-    for fd in (0, 1, 2):
-        if open_mask[fd] == "1":
-            source = next(given)
-            os.dup2(source, fd)
-            os.close(source)
-        else:
-            os.close(fd)
-    streams = [_stream(fd, *stdio[fd]) if open_mask[fd] == "1" else None for fd in (0, 1, 2)]
-    sys.stdin, sys.stdout, sys.stderr = streams
-    sys.__stdin__, sys.__stdout__, sys.__stderr__ = streams
-    sys.argv = ["memccp", *argv]
-    return argv
-
-
-def _set_environment(entries: list[bytes]) -> None:
-    """Make the environment the client's: os.environ and the C library's (for the
-    resolver), one putenv per variable that differs."""
-    wanted = {}
-    for entry in entries:
-        key, sep, value = entry.partition(b"=")
-        if sep and key:
-            wanted[key] = value
-    data = getattr(os.environ, "_data", None)  # shared by os.environ and os.environb
-    if not isinstance(data, dict) or any(not isinstance(key, bytes) for key in data):
-        environ = os.environb
-        for key in [key for key in environ if key not in wanted]:
-            del environ[key]
-        environ.update(wanted)
-        return
-    for key in data:
-        if key not in wanted:
-            os.unsetenv(key)
-    for key, value in wanted.items():
-        if data.get(key) != value:
-            os.putenv(key, value)
-    data.clear()
-    data.update(wanted)
-
-
-def rehearsal_stream(fd: int) -> io.TextIOWrapper:
-    """A standard stream as a call most often has it (for a rehearsal)."""
-    return _stream(fd, b"utf-8", b"strict", b"0", b"0")
-
-
-def _stream(fd: int, encoding: bytes, errors: bytes, line_buffering: bytes, write_through: bytes):
-    """A standard stream as the interpreter makes it at start-up."""
-    reading = fd == 0
-    raw = io.FileIO(fd, "rb" if reading else "wb", closefd=False)
-    buffer = io.BufferedReader(raw) if reading else io.BufferedWriter(raw)
-    return io.TextIOWrapper(buffer, encoding=encoding.decode(), errors=errors.decode(), newline="\n",
-                            line_buffering=line_buffering == b"1", write_through=write_through == b"1")
 
 
 def _main(helper, argv: list[str]) -> int:
