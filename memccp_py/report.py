@@ -101,7 +101,7 @@ class Reporter:
         self._progress_at = 0.0
         self._progress_width = 0
         self._copying = False
-        #: whether writing to standard output failed (the reader left, the disk is full)
+        #: whether writing to standard output failed (a full disk; not a reader that left: | head)
         self.output_lost = False
         self.levels(quiet=quiet, verbose=verbose, debug=debug, progress=progress)
 
