@@ -78,7 +78,7 @@ def run(settings: Settings, stdin: io.TextIOBase | None, reporter: Reporter) -> 
     (0 all stored, 1 not)."""
     scope = _scope(settings)  # the docroot, resolved once, before any server is reached
     servers = settings.servers
-    if settings.debug:
+    if reporter.debugging:
         import logging
 
         logging.basicConfig(level=logging.DEBUG, handlers=[reporter.log_handler()])

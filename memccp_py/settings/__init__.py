@@ -4,7 +4,8 @@
 the only reader of argparse's namespace after that: the
 password (--password-file, --password, $MEMCACHED_PASSWORD), the server list
 (--servers, $MEMCACHED_SERVERS), the key mode, the protocol and every check that
-involves several options happen here, once; the run reads :class:`Settings` alone.
+involves several options happen here, once; the run reads :class:`Settings` alone. What
+is said (-q, -v, --debug) is the Reporter's to know: the command line tells it first.
 """
 
 from __future__ import annotations
@@ -65,10 +66,6 @@ class Settings(NamedTuple):
     retry_timeout: float
     username: str | None
     password: str | None  # never shown: see __repr__
-    # what is said
-    verbose: bool
-    quiet: bool
-    debug: bool
 
     def __repr__(self) -> str:
         shown = (f"{name}={value!r}" for name, value in zip(self._fields, self) if name != "password")
@@ -112,8 +109,7 @@ def read_settings(args: argparse.Namespace, environ: abc.Mapping[str, str],
         buffered=args.buffer or bool(args.files_from) or args.recursive or args.docroot is not None,
         verify=args.verify, servers=tuple(servers), distribution=args.distribution,
         hash_name=args.hash, protocol=protocol, timeout=args.timeout, wait=args.wait,
-        retry_timeout=args.retry_timeout, username=args.username, password=password,
-        verbose=args.verbose, quiet=args.quiet, debug=args.debug)
+        retry_timeout=args.retry_timeout, username=args.username, password=password)
 
 
 def _key_mode(args: argparse.Namespace) -> str:
