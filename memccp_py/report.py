@@ -115,10 +115,13 @@ class Reporter:
         self.shows_progress = progress
 
     # -- standard error ---------------------------------------------------------
-    def _line(self, text: str) -> None:
-        if self._progress_width:  # a line of its own, not over the progress line
+    def _erase_progress(self) -> None:
+        if self._progress_width:
             self._err.write("\r" + " " * self._progress_width + "\r")
             self._progress_width = 0
+
+    def _line(self, text: str) -> None:
+        self._erase_progress()  # a line of its own, not over the progress line
         self._err.write(text)
 
     def error(self, message: object, path: str | None = None) -> None:
@@ -177,9 +180,8 @@ class Reporter:
     def end(self) -> None:
         """The copy has ended: the progress line is erased."""
         if self._progress_width:
-            self._err.write("\r" + " " * self._progress_width + "\r")
+            self._erase_progress()
             self._err.flush()
-            self._progress_width = 0
 
     def stored(self, key: bytes) -> None:
         """Under -v (not with -q), *key* on standard output: a file is stored under it."""
