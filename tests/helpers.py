@@ -45,12 +45,13 @@ class About:
         return f"About({self.seconds})"
 
 
-def make_files(tmp_path, count):
-    """*count* small files f00.txt, f01.txt... in *tmp_path*; their paths."""
+def make_files(tmp_path, count, name: str = "f{:02}.txt", content: bytes = b"content of file %d"):
+    """*count* small files in *tmp_path*, named *name* and holding *content*, each with its
+    number (f00.txt "content of file 0", ...); their paths."""
     paths = []
     for i in range(count):
-        path = tmp_path / f"f{i:02}.txt"
-        path.write_bytes(b"content of file %d" % i)
+        path = tmp_path / name.format(i)
+        path.write_bytes(content % i)
         paths.append(str(path))
     return paths
 

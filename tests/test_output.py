@@ -5,6 +5,7 @@ import os
 import subprocess
 
 from conftest import text_get
+from helpers import make_files
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -17,12 +18,8 @@ def memccp_with(redirect: str, *argv: str) -> subprocess.CompletedProcess:
 
 
 def files(tmp_path, count):
-    paths = []
-    for i in range(count):
-        path = tmp_path / f"o{i:04}"
-        path.write_bytes(b"%d" % i)
-        paths.append(str(path))
-    return paths
+    """o0000, o0001... holding their numbers ("0", "1"...): the byte counts below add them up."""
+    return make_files(tmp_path, count, name="o{:04}", content=b"%d")
 
 
 def all_stored(memcached, paths):
