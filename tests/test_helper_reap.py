@@ -14,7 +14,7 @@ def bare_helper() -> tuple:
     """A Helper with just the state _reap reads, and the worker's end of its channel."""
     helper = Helper.__new__(Helper)
     helper.channel, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    helper.workers, helper.spares, helper.hung_up = {}, {WORKER}, set()
+    helper.workers, helper.spares, helper.hung_up, helper.served = {}, {WORKER}, set(), set()
     helper.failures, helper.accepting = 0, True
     return helper, worker_end
 

@@ -63,17 +63,15 @@ class _Barred(Exception):
         self.uid, self.node = uid, node
 
 
-_GROUPS: dict[int, frozenset[int]] = {}
-
-
-def may_search(st: os.stat_result, uid: int) -> bool:
+def may_search(st: os.stat_result, uid: int, known: dict[int, frozenset[int]]) -> bool:
     """Whether the user *uid* may search the directory of status *st*, by its mode bits
-    (an access control list granting more is not read: such a directory is refused)."""
+    (an access control list granting more is not read: such a directory is refused).
+    *known*: the groups of the users looked up so far in this run (uid -> gids)."""
     if uid == 0:
         return True
     if st.st_uid == uid:
         return bool(st.st_mode & stat.S_IXUSR)
-    groups = _GROUPS.get(uid)
+    groups = known.get(uid)
     if groups is None:
         import pwd
 
@@ -82,7 +80,7 @@ def may_search(st: os.stat_result, uid: int) -> bool:
             groups = frozenset(os.getgrouplist(user.pw_name, user.pw_gid))
         except (KeyError, OSError):
             groups = frozenset()  # no such user: no group of theirs
-        _GROUPS[uid] = groups
+        known[uid] = groups
     if st.st_gid in groups:
         return bool(st.st_mode & stat.S_IXGRP)
     return bool(st.st_mode & stat.S_IXOTH)
@@ -95,8 +93,9 @@ class Scope:
 
     def __init__(self, root: Node | None = None, top: str | None = None,
                  follow_any: bool = False, caller: int | None = None,
-                 allowed: tuple[Node, ...] = ()) -> None:
+                 allowed: tuple[Node, ...] = (), groups: dict[int, frozenset[int]] | None = None) -> None:
         self.root, self.top, self.follow_any = root, top, follow_any
+        self.groups = {} if groups is None else groups  # the users' groups, read once a run
         self.caller = os.geteuid() if caller is None else caller
         self.root_name = root.kernel_name() if root is not None else None
         self.allowed = allowed  # --allow-links-into: directories links may lead into
@@ -105,7 +104,7 @@ class Scope:
     def tree(self, root: Node, top: str) -> Scope:
         """The same rule, bounded by the directory *root* (written *top*)."""
         root.inside = True
-        return Scope(root, top, self.follow_any, self.caller, self.allowed)
+        return Scope(root, top, self.follow_any, self.caller, self.allowed, self.groups)
 
     def _in_allowed(self, node: Node) -> bool:
         """Whether *node* is, or lies below, a directory of --allow-links-into, by the
@@ -164,7 +163,7 @@ class Scope:
         names = [name for name in path.split("/") if name and name != "."]
         for number, name in enumerate(names, 1):
             for uid in searchers:
-                if not may_search(node.st, uid):
+                if not may_search(node.st, uid, self.groups):
                     raise _Barred(uid, node)
             if name == "..":
                 node = self._up(node)

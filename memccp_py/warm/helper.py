@@ -11,12 +11,14 @@ client, memccp_py/warm/client.py) goes:
     client -> "G"          (go: from now on the call is the worker's, never run again)
     worker -> "X<status>\\n", or the helper "K<signal>\\n" when a signal killed the worker.
 
-A worker that accepts a call tells the helper ("T", with the connection); the helper forks
-the next worker once that call is over (or has run SPARE_DELAY), so that its fork and warm-up
-overlap the next client's start rather than the running call. Workers serve only a caller
-in the helper's own context, read from /proc (memccp_py/warm/context.py; another
-context is told the name of its own helper). The helper exits after MEMCCP_HELPER_IDLE
-seconds (default 5, at most 60) without a call, and as soon as the code it runs has
+A worker that accepts a call tells the helper ("T", with the connection), and once the
+call is over, before its client has the status, says "D": it then puts itself back as it
+was and serves the next call, or ends if the call left it changed
+(memccp_py/warm/idle.py). The helper forks a worker when none is spare: once a running
+call has taken SPARE_DELAY, or a worker has ended. Workers serve only a caller in the
+helper's own context, read from /proc (memccp_py/warm/context.py; another context is told
+the name of its own helper). The helper exits after MEMCCP_HELPER_IDLE seconds (default 5,
+at most 60) without a call, and as soon as the code it runs has
 changed on disk (memccp_py/warm/codewatch.py; a worker that finds out first says "R").
 """
 
@@ -140,6 +142,7 @@ class Helper:
             idle = DEFAULT_IDLE
         self.idle = min(max(idle, 0.0), MAX_IDLE) if idle == idle else DEFAULT_IDLE  # NaN
         self.hung_up: set[int] = set()  # workers killed because their client went away
+        self.served: set[int] = set()  # spares that have served a call
 
     def start(self) -> None:
         """Import everything a call needs, once."""
@@ -172,10 +175,10 @@ class Helper:
 
     def loop(self) -> None:
         """Keep SPARES workers waiting for calls, reap the ones done, leave when idle.
-        The next worker is forked once the last call is over (or has run for a while):
-        its fork and warm-up then overlap the next client's start, not the running call.
-        A worker whose client went away (killed) is killed at once, as the call would have
-        been in-process."""
+        A worker whose call is over is a spare again; another is forked only when none
+        comes back (a call has run for a while, or a worker ended): a fork and its warm-up
+        are not paid by each call. A worker whose client went away (killed) is killed at
+        once, as the call would have been in-process."""
         last = time.monotonic()
         while self.accepting or self.workers or self.spares:
             while self.accepting and len(self.spares) < SPARES and \
@@ -196,17 +199,27 @@ class Helper:
             for conn in clients:
                 poller.register(conn, select.POLLRDHUP)
             ready = {fd for fd, _ in poller.poll(None if wait is None else wait * 1000)}
-            for conn in ready & clients.keys():
-                self._hung_up(clients[conn])
+            if self._heard(ready, clients):
+                last = time.monotonic()
             if watched and self.watch.fileno() in ready:
                 self.retire()  # the code changed: let a new helper start
-            if self.channel.fileno() in ready and self._messages():
-                last = time.monotonic()
             if self.wake_read in ready:
                 self._drain_wake()
                 self._reap()
             if not ready and self.accepting and not self.workers and self.spares:
                 self.retire()  # idle
+
+    def _heard(self, ready: set[int], clients: dict[int, int]) -> bool:
+        """What workers said, then the clients (connection -> worker) that hung up, of the
+        descriptors *ready*; True if a call was taken or finished. A worker that said it
+        finished its call (it did so before its client had the status) or took another
+        since is not killed for that client's hanging up: its call is over."""
+        heard: set[int] = set()
+        took = bool(ready & (clients.keys() | {self.channel.fileno()})) and self._messages(heard)
+        for conn in ready & clients.keys():
+            if clients[conn] not in heard:
+                self._hung_up(clients[conn])
+        return took
 
     def _hung_up(self, pid: int) -> None:
         """The client of worker *pid* closed its end: it was killed (it waits for the status
@@ -228,8 +241,9 @@ class Helper:
                 os._exit(0)
         return pid
 
-    def _messages(self) -> bool:
-        """Read what workers said; True if one took a call."""
+    def _messages(self, heard: set[int] | None = None) -> bool:
+        """Read what workers said (adding to *heard* the pids that took a call or finished
+        one); True if one did."""
         took = False
         while True:
             try:
@@ -247,11 +261,34 @@ class Helper:
                 self.workers[pid] = fds[0]
                 self.spares.discard(pid)
                 self.failures, took = 0, True
+            elif data.startswith(b"D") and not fds:
+                pid = int(data[1:])
+                self._done(pid)
+                took = True
             else:
                 for fd in fds:
                     os.close(fd)
                 if data == b"R":
                     self.retire()  # the code changed: let a new helper start
+                continue
+            if heard is not None:
+                heard.add(pid)
+
+    def _done(self, pid: int) -> None:
+        """Worker *pid* finished its call (its status is on the way to its client): it is a
+        spare again, unless it ends first (memccp_py/warm/idle.py)."""
+        conn = self.workers.pop(pid, None)
+        if conn is None:
+            return
+        os.close(conn)
+        self.hung_up.discard(pid)
+        self.spares.add(pid)
+        self.served.add(pid)
+        if not self.accepting:
+            try:  # it takes the signal once it has put itself back, and ends
+                os.kill(pid, signal.SIGUSR1)
+            except OSError:
+                pass
 
     def _drain_wake(self) -> None:
         try:
@@ -279,6 +316,9 @@ class Helper:
         """A worker ended: if a signal killed it during a call, tell its client which."""
         if pid in self.spares:
             self.spares.discard(pid)
+            if pid in self.served:  # it served calls, then ended: no failure
+                self.served.discard(pid)
+                return
             self.failures += 1
             if self.failures >= SPARE_FAILURES:
                 self.retire()

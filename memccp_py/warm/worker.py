@@ -14,6 +14,7 @@ import sys
 
 from memccp_py.status import ExitStatus
 from memccp_py.warm import takeover
+from memccp_py.warm.idle import IdleState
 
 RETIRE = signal.SIGUSR1  # the helper's "stop waiting for calls"
 
@@ -26,9 +27,10 @@ def run_in_process(why: str) -> int:
 
 
 def work(helper) -> None:
-    """Wait for one call on the helper's socket and serve it (in a forked child)."""
+    """Serve calls from the helper's socket one after another (in a forked child), each
+    from the same state (memccp_py/warm/idle.py), until one cannot be served from it."""
     helper.channel.close()
-    for fd in (helper.wake_read, helper.wake_write, *helper.workers.values()):
+    for fd in (helper.wake_read, helper.wake_write, helper.lock, *helper.workers.values()):
         os.close(fd)
     signal.set_wakeup_fd(-1)
     for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, RETIRE):
@@ -40,39 +42,59 @@ def work(helper) -> None:
         _rehearse_check(helper.context)
         takeover.rehearse_environment()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {RETIRE})
+    idle = IdleState()
+    while _serve(helper) and idle.restore() is None:
+        pass
+
+
+def _serve(helper) -> bool:
+    """Take the next call and serve it; True if it was served and this worker may be a
+    spare again (the helper has been told so, before the caller got its status)."""
     taken = _accept(helper)
     if taken is None:
-        return
+        return False
     conn, caller = taken
-    request = takeover.receive(conn)
-    if request is None:
-        return
-    if takeover.in_background(caller, request):
-        _refuse(conn, b"- a background job whose standard input is its terminal")
-        return
-    conn.sendall(b"A%d\n" % os.getpid())
-    try:
-        takeover.ignore_as(caller)
-        argv = takeover.become_caller(*request)  # changes nothing outside this process
-        if conn.recv(1) != b"G":
-            return  # the client went away or gave up: nothing ran
-        status = _main(helper, argv)
-    except KeyboardInterrupt:  # Ctrl-C before memccp's own handling was in place
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-        raise
-    try:
-        conn.sendall(b"X%d\n" % status)
-    except OSError:
-        pass
+    with conn:
+        request = takeover.receive(conn)
+        if request is None:
+            return False
+        if takeover.in_background(caller, request):
+            _refuse(conn, b"- a background job whose standard input is its terminal")
+            return False
+        conn.sendall(b"A%d\n" % os.getpid())
+        try:
+            takeover.ignore_as(caller)
+            argv = takeover.become_caller(*request)  # changes nothing outside this process
+            if conn.recv(1) != b"G":
+                return False  # the client went away or gave up: nothing ran
+            status, clean = _main(helper, argv)
+        except KeyboardInterrupt:  # Ctrl-C before memccp's own handling was in place
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+            raise
+        if clean:  # before the status: the caller's hanging up then does not end this worker
+            clean = _tell_done(helper.worker_channel)
+        try:
+            conn.sendall(b"X%d\n" % status)
+        except OSError:
+            pass
     _let_go()
+    return clean
+
+
+def _tell_done(channel: socket.socket) -> bool:
+    """Tell the helper this worker's call is over; False if the helper has gone."""
+    try:
+        channel.send(b"D%d" % os.getpid(), socket.MSG_NOSIGNAL)
+    except OSError:
+        return False
+    return True
 
 
 def _accept(helper) -> tuple[socket.socket, dict] | None:
     """The next call from a caller in the helper's own context, once the helper knows this
     worker took it, with what else the kernel says of the caller; None when the helper has
     gone or retires, or when the code changed (then the helper is told)."""
-    os.close(helper.lock)
     channel, listener = helper.worker_channel, helper.listener
     while True:
         ready, _, _ = select.select([listener, channel], [], [])
@@ -94,8 +116,6 @@ def _accept(helper) -> tuple[socket.socket, dict] | None:
             return None
         channel.sendmsg([b"T%d" % os.getpid()],
                         [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", conn.fileno()))])
-        listener.close()
-        channel.close()
         conn.setblocking(True)
         return conn, caller
 
@@ -159,11 +179,13 @@ def _refuse(conn: socket.socket, why: bytes) -> None:
     conn.close()
 
 
-def _main(helper, argv: list[str]) -> int:
-    """cli.main() as the interpreter would run it, with the helper's parser."""
+def _main(helper, argv: list[str]) -> tuple[int, bool]:
+    """cli.main() as the interpreter would run it, with the helper's parser: its exit
+    status, and whether it ended as memccp ends (not by an exception it did not expect)."""
     from memccp_py.settings.definition import forget_terminal_width
 
     forget_terminal_width()  # measure this caller's terminal, not the helper's
+    clean = True
     try:
         status = helper.cli.main(argv, parser=helper.parser,
                                  note=f"run by the warm helper (pid {os.getppid()}, worker {os.getpid()})")
@@ -180,10 +202,10 @@ def _main(helper, argv: list[str]) -> int:
         status = ExitStatus.INTERRUPTED
     except BaseException:  # noqa: BLE001  (as the interpreter: a traceback, status 1)
         _traceback()
-        status = ExitStatus.FAILURE
+        status, clean = ExitStatus.FAILURE, False
     if not _flush() and status == 0:
         status = ExitStatus.FLUSH_FAILED  # as the interpreter when flushing at exit fails
-    return status
+    return status, clean
 
 
 def _let_go() -> None:
