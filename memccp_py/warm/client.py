@@ -282,7 +282,7 @@ def start_helper(directory: bytes, name: bytes) -> None:
             posix.set_inheritable(null, True)
         posix.closerange(3, max(posix.sysconf("SC_OPEN_MAX"), 1024))
         posix.chdir("/")
-        code = (f"import sys; sys.path.insert(0, {home!r}); from memccp_py.warm.helper import serve; "
+        code = (f"import sys; sys.path.insert(0, {home!r}); from memccp_py.warm.start import serve; "
                 f"serve({directory.decode(FS_ENCODING, 'surrogateescape')!r}, {name.decode()!r})")
         env = {key: value for key, value in posix.environ.items() if key in KEPT_FOR_HELPER}
         posix.execve(sys.executable, [sys.executable, "-I", "-c", code], env)

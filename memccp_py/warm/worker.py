@@ -1,7 +1,7 @@
-"""One memccp call in a worker forked from the warm helper (memccp_py/warm/helper.py): wait for
+"""memccp calls in a worker forked from the warm helper (memccp_py/warm/helper.py): wait for
 a call, check the caller's context against the worker's own, become the calling process
-(:mod:`memccp_py.warm.takeover`) and run cli.main() as the interpreter would. Also the
-in-process run."""
+(:mod:`memccp_py.warm.takeover`), run cli.main() as the interpreter would, and wait for the
+next call as the first one found it (:mod:`memccp_py.warm.idle`). Also the in-process run."""
 
 from __future__ import annotations
 
