@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None, *, parser=None, note: str | None = None)
         from memccp_py.run import run
 
         settings = read_settings(args, os.environ, reporter.warning)
-        with interruptible():
+        with interruptible(), reporter.libraries_logged():
             status = run(settings, sys.stdin, reporter)
     except UsageError as exc:
         status = _failed(reporter, exc, ExitStatus.USAGE)

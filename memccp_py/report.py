@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections import abc
+from contextlib import contextmanager
 
 #: Control characters (C0, DEL, C1) as \\xNN: no terminal sequence passes through output.
 _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
@@ -155,6 +157,26 @@ class Reporter:
         handler = logging.StreamHandler(self._err)
         handler.setFormatter(Escaped("memccp: debug: %(name)s: %(message)s"))
         return handler
+
+    @contextmanager
+    def libraries_logged(self) -> abc.Iterator[None]:
+        """Under --debug, the libraries' log lines (bmemcached's) said for the length of the
+        block, and no longer after it: a warm helper's worker serves its next call with
+        no handler left writing to this call's standard error."""
+        if not self.debugging:
+            yield
+            return
+        import logging
+
+        root, handler = logging.getLogger(), self.log_handler()
+        level = root.level
+        root.addHandler(handler)
+        root.setLevel(logging.DEBUG)
+        try:
+            yield
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(level)
 
     def _stdout_failed(self, reason: str) -> None:
         self.output_lost = True

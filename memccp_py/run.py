@@ -79,9 +79,6 @@ def run(settings: Settings, stdin: io.TextIOBase | None, reporter: Reporter) -> 
     scope = _scope(settings)  # the docroot, resolved once, before any server is reached
     servers = settings.servers
     if reporter.debugging:
-        import logging
-
-        logging.basicConfig(level=logging.DEBUG, handlers=[reporter.log_handler()])
         reporter.debug(f"servers {', '.join(map(str, servers))}; "
                        f"distribution {settings.distribution}, hash {settings.hash_name}")
     cluster = Cluster(servers, distribution=settings.distribution, hash_name=settings.hash_name,

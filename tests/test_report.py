@@ -89,3 +89,21 @@ def test_a_failing_stream_never_stops_the_rest():
     reporter.error("later")
     assert err.getvalue() == ("memccp: standard output: No space left on device (the copy goes on)\n"
                               "memccp: later\n")
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_libraries_are_logged_for_the_block_only(debug):
+    """--debug: a library's log line inside the block is said, escaped; after it, the root
+    logger is as it was (no handler left on this run's standard error, its level back)."""
+    import logging
+
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+    err = io.StringIO()
+    reporter = Reporter(io.StringIO(), err, debug=debug)
+    with reporter.libraries_logged():
+        logging.getLogger("bmemcached.protocol").debug("Authenticating as \x1b[2Jalice")
+    logging.getLogger("bmemcached.protocol").debug("after the block")
+    assert err.getvalue() == ("memccp: debug: bmemcached.protocol: Authenticating as \\x1b[2Jalice\n"
+                              if debug else "")
+    assert (list(root.handlers), root.level) == before

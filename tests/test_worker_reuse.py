@@ -1,12 +1,14 @@
 """A worker serves calls one after another: each call finds it as the first one did (its
-directory, umask, environment, signals, streams, arguments put back), nothing of a caller
-stays between calls, and a worker a call left changed (a descriptor, a thread, memory, its
-number of calls) ends instead of serving again; the helper counts a worker whose call is
-over as a spare, even when its client hangs up at once."""
+directory, umask, environment, signals, streams, arguments, limits put back), nothing of a
+caller stays between calls, and a worker a call left changed (a descriptor, a thread, a log
+handler, memory, its number of calls) ends instead of serving again; the helper counts a
+worker whose call is over as a spare, even when its client hangs up at once."""
 
 import ctypes
 import json
+import logging
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -15,7 +17,7 @@ import threading
 
 import pytest
 
-from conftest import dump_items
+from conftest import SASL_PASSWORD, dump_items
 from helpers import wait_for
 from memccp_py.warm import helper as helper_module
 from memccp_py.warm import idle as idle_module
@@ -59,22 +61,26 @@ def test_a_call_is_undone(tmp_path):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         sys.stdout, sys.argv = None, ["memccp", "--caller's"]
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit[0] - 1, limit[1]))
         why = idle.restore()
         umask = os.umask(0o022)
         return {"why": why, "cwd": os.getcwd() == before[0], "umask": umask == before[1],
                 "environ": dict(os.environ) == before[2], "putenv": libc.getenv(b"MEMCACHED_PASSWORD"),
                 "sighup": signal.getsignal(signal.SIGHUP) == before[3],
                 "masked": signal.SIGUSR1 in signal.pthread_sigmask(signal.SIG_BLOCK, ()),
-                "stdout": sys.stdout is before[4], "argv": sys.argv == before[5]}
+                "stdout": sys.stdout is before[4], "argv": sys.argv == before[5],
+                "limit": resource.getrlimit(resource.RLIMIT_NOFILE) == limit}
 
     assert in_child(body) == {"why": None, "cwd": True, "umask": True, "environ": True, "putenv": None,
-                              "sighup": True, "masked": False, "stdout": True, "argv": True}
+                              "sighup": True, "masked": False, "stdout": True, "argv": True, "limit": True}
 
 
 @pytest.mark.parametrize("left, why", [
     ("descriptor", "a descriptor was left open or closed"),
     ("thread", "a thread was left running"),
     ("memory", "memory grew"),
+    ("log handler", "logging was left configured"),
     ("calls", f"served {idle_module.MAX_CALLS} calls"),
 ])
 def test_a_call_that_left_something_ends_the_worker(left, why):
@@ -87,6 +93,8 @@ def test_a_call_that_left_something_ends_the_worker(left, why):
         elif left == "thread":
             stop = threading.Event()
             threading.Thread(target=stop.wait, daemon=True).start()
+        elif left == "log handler":
+            logging.getLogger().addHandler(logging.NullHandler())
         elif left == "memory":
             kept.append(bytearray(idle_module.MAX_GROWTH + (4 << 20)))
             kept[-1][::4096] = b"x" * len(kept[-1][::4096])  # resident, not only reserved
@@ -206,3 +214,19 @@ def test_between_calls_a_worker_holds_nothing_of_its_caller(helper_runner, memca
     assert os.readlink(f"/proc/{worker}/cwd") == "/"
     assert [os.readlink(f"/proc/{worker}/fd/{fd}") for fd in (0, 1, 2)] == [os.devnull] * 3
     assert worker_of(helper_runner("-d").stderr) == worker  # and it serves the next call
+
+
+def test_debug_lines_of_one_call_are_not_written_into_the_next(helper_runner, sasl_memcached, tmp_path):
+    """--debug shows bmemcached's lines (SASL) for its own call only: the next call, on the
+    same worker, without --debug, writes nothing to its standard error, as in-process."""
+    (tmp_path / "f").write_bytes(b"x")
+    helper_runner.warm()
+    env = helper_runner.env(MEMCACHED_PASSWORD=SASL_PASSWORD)
+    argv = ["-u", "alice", "-s", sasl_memcached.address, str(tmp_path / "f")]
+    debugged = helper_runner("-d", *argv, env=env)
+    assert debugged.returncode == 0 and b"debug: bmemcached.protocol: Authenticating as alice" in debugged.stderr
+    quiet = helper_runner(*argv, env=env)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, b"", b"")
+    again = helper_runner("-d", *argv, env=env)
+    assert worker_of(again.stderr) == worker_of(debugged.stderr)
+    assert again.stderr.count(b"debug: bmemcached.protocol: Authenticating as alice") == 1

@@ -3,15 +3,17 @@ back after each call, and checked: a worker serves its next call only as the pro
 first call found, else it ends and the helper forks a fresh one.
 
 A call changes the worker's working directory, umask, environment, standard descriptors and
-streams, arguments and signal dispositions (memccp_py/warm/takeover.py): these are put back,
-so that nothing of a caller is held between calls (its directory stays free to unmount, its
-password leaves the environment). What a call might leave that cannot be put back (a
-descriptor or thread left open, memory grown) is looked for, and ends the worker.
+streams, arguments and signal dispositions (memccp_py/warm/takeover.py), and a walk raises
+the limit of open descriptors: these are put back, so that nothing of a caller is held
+between calls (its directory stays free to unmount, its password leaves the environment).
+What a call might leave that cannot be put back (a descriptor or thread left open, a log
+handler, memory grown) is looked for, and ends the worker.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import sys
 import threading
@@ -24,8 +26,9 @@ MAX_CALLS = 100
 #: names) ends rather than keep the memory.
 MAX_GROWTH = 16 << 20
 
-#: Signals whose disposition cannot be changed, or that the C library keeps for itself.
+#: Signals whose disposition cannot be changed.
 _FIXED = {signal.SIGKILL, signal.SIGSTOP}
+_LIMITS = tuple(getattr(resource, name) for name in dir(resource) if name.startswith("RLIMIT_"))
 
 
 def _descriptors() -> set[str]:
@@ -34,6 +37,13 @@ def _descriptors() -> set[str]:
 
 def _threads() -> int:
     return len(os.listdir("/proc/self/task"))
+
+
+def _logging() -> tuple:
+    """The root logger's handlers and level (as it starts: none, WARNING, when logging was
+    never imported)."""
+    logging = sys.modules.get("logging")
+    return ((), 30) if logging is None else (tuple(logging.root.handlers), logging.root.level)
 
 
 def _resident() -> int:
@@ -54,6 +64,8 @@ class IdleState:
         self.mask = signal.pthread_sigmask(signal.SIG_BLOCK, ())
         self.streams = (sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__)
         self.argv = list(sys.argv)
+        self.limits = {limit: resource.getrlimit(limit) for limit in _LIMITS}
+        self.logging = _logging()
         self.descriptors = _descriptors()
         self.threads = threading.active_count(), _threads()
         self.resident = _resident()
@@ -73,9 +85,19 @@ class IdleState:
                 signal.signal(signum, handler)
         sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__ = self.streams
         sys.argv = list(self.argv)
-        why = self._left_behind()
+        why = self._limits_back() or self._left_behind()
         signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)  # a retirement waiting ends it here
         return why
+
+    def _limits_back(self) -> str | None:
+        """The resource limits as they were (a walk raises the open descriptors')."""
+        for limit, values in self.limits.items():
+            if resource.getrlimit(limit) != values:
+                try:
+                    resource.setrlimit(limit, values)
+                except (OSError, ValueError):
+                    return "a resource limit could not be put back"
+        return None
 
     def _left_behind(self) -> str | None:
         if self.calls >= MAX_CALLS:
@@ -84,6 +106,8 @@ class IdleState:
             return "a descriptor was left open or closed"
         if (threading.active_count(), _threads()) != self.threads:
             return "a thread was left running"
+        if self.logging != _logging():
+            return "logging was left configured"
         if _resident() > self.resident + MAX_GROWTH:
             return "memory grew"
         return None
