@@ -108,7 +108,10 @@ MAN_SECTIONS = [
                 "capability sets, no_new_privs, seccomp, the security label, the control group, "
                 "the audit login uid and session, the resource limits and the nice value are "
                 "the helper's own; else the call runs in-process (--debug says what differed). "
-                "Each context has a helper of its own. A caller killed has its call killed; "
+                "Each context has a helper of its own. A worker serves calls one after another: "
+                "after each it puts back its directory, umask, environment, descriptors, signals "
+                "and limits, so that it holds nothing of the caller, and a call that left "
+                "anything else ends it. A caller killed has its call killed; "
                 "signals it ignores stay ignored; a background job reading its terminal, and a "
                 "set-user-ID or set-group-ID start, run in-process. The helper leaves after "
                 "MEMCCP_HELPER_IDLE seconds without calls and removes its socket and lock."},
