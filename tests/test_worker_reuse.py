@@ -230,3 +230,41 @@ def test_debug_lines_of_one_call_are_not_written_into_the_next(helper_runner, sa
     again = helper_runner("-d", *argv, env=env)
     assert worker_of(again.stderr) == worker_of(debugged.stderr)
     assert again.stderr.count(b"debug: bmemcached.protocol: Authenticating as alice") == 1
+
+
+def test_a_warning_said_once_is_said_again_by_the_next_call(helper_runner, memcached, tmp_path):
+    """Python says a warning once per process (a pattern's FutureWarning): each of two calls
+    on one worker says it, as each does in a process of its own."""
+    (tmp_path / "a.txt").write_bytes(b"x")
+    helper_runner.warm()
+    in_process = Memccp("in-process", helper_runner.runtime)
+    argv = ["-d", "-s", memcached.address, "--exclude", "[x&&y]", "a.txt"]
+    alone = in_process(*argv, cwd=tmp_path)
+    assert b"FutureWarning" in alone.stderr
+    served = [helper_runner(*argv, cwd=tmp_path) for _ in range(2)]
+    assert worker_of(served[0].stderr) == worker_of(served[1].stderr)
+    for proc in served:
+        assert (proc.returncode, proc.stdout, proc.stderr.split(b"\n", 1)[1]) == \
+            (alone.returncode, alone.stdout, alone.stderr.split(b"\n", 1)[1])
+
+
+def test_a_signal_for_a_call_that_is_over_never_reaches_the_next(helper_runner, memcached, tmp_path):
+    """A caller stopped after its call was over, then sent SIGINT and continued, while
+    another call runs: the other call goes on as in-process (exit 0, stored), and the
+    first ends with its own status."""
+    helper_runner.warm()
+    first = helper_runner.popen("-d", "-s", memcached.address, "--key=/first", "-", stdin=subprocess.PIPE)
+    first.stdin.write(b"one")
+    first.stdin.flush()
+    wait_for(lambda: first.stderr.peek(1), "the first call to begin")  # its --debug line
+    first.send_signal(signal.SIGSTOP)
+    first.stdin.close()  # its worker ends the call; its client, stopped, cannot hang up
+    wait_for(lambda: b"/first" in dump_items(memcached), "the first call's item")
+    second = helper_runner.popen("-d", "-s", memcached.address, "--key=/second", "-", stdin=subprocess.PIPE)
+    assert second.stderr.readline().startswith(SERVED.encode())  # the second call runs
+    first.send_signal(signal.SIGINT)
+    first.send_signal(signal.SIGCONT)
+    assert first.wait(timeout=300) == 0
+    out, err = second.communicate(b"two", timeout=300)
+    assert (second.returncode, out, err.split(b";")[0]) == (0, b"", f"memccp: debug: servers {memcached.address}".encode())
+    assert dump_items(memcached) == {b"/first": (0, b"one", -1), b"/second": (0, b"two", -1)}

@@ -235,6 +235,10 @@ def via_helper(directory: bytes, name: bytes, refusal: list):
         except OSError:
             status = None
     finally:
+        # Signals from now on are not the worker's: once this process hangs up, its worker
+        # may serve another caller. A handler runs between two steps of this thread, so none
+        # passes a signal on after this line.
+        worker[0] = 0
         sock.close()
         _signal.set_wakeup_fd(previous_wake)
         posix.close(wake[0])

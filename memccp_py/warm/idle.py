@@ -6,6 +6,8 @@ A call changes the worker's working directory, umask, environment, standard desc
 streams, arguments and signal dispositions (memccp_py/warm/takeover.py), and a walk raises
 the limit of open descriptors: these are put back, so that nothing of a caller is held
 between calls (its directory stays free to unmount, its password leaves the environment).
+What a process says once (a Python warning: its registry, and the compiled patterns whose
+compiling warns) is forgotten, so that each call says it as in its own process.
 What a call might leave that cannot be put back (a descriptor or thread left open, a log
 handler, memory grown) is looked for, and ends the worker.
 """
@@ -13,10 +15,12 @@ handler, memory grown) is looked for, and ends the worker.
 from __future__ import annotations
 
 import os
+import re
 import resource
 import signal
 import sys
 import threading
+import warnings
 
 #: Calls one worker serves before it ends: whatever a call might leave that the check does
 #: not see lasts that long at most (a fresh worker costs a fork and a rehearsal, some 6 ms of
@@ -66,6 +70,7 @@ class IdleState:
         self.argv = list(sys.argv)
         self.limits = {limit: resource.getrlimit(limit) for limit in _LIMITS}
         self.logging = _logging()
+        self.warning_filters = list(warnings.filters)
         self.descriptors = _descriptors()
         self.threads = threading.active_count(), _threads()
         self.resident = _resident()
@@ -85,6 +90,9 @@ class IdleState:
                 signal.signal(signum, handler)
         sys.stdin, sys.stdout, sys.stderr, sys.__stdin__, sys.__stdout__, sys.__stderr__ = self.streams
         sys.argv = list(self.argv)
+        warnings.resetwarnings()  # every "said once already" is forgotten with the filters
+        warnings.filters[:] = self.warning_filters
+        re.purge()
         why = self._limits_back() or self._left_behind()
         signal.pthread_sigmask(signal.SIG_SETMASK, self.mask)  # a retirement waiting ends it here
         return why

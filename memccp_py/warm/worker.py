@@ -77,9 +77,25 @@ def _serve(helper) -> bool:
         try:
             conn.sendall(b"X%d\n" % status)
         except OSError:
-            pass
+            clean = False
+        clean = clean and _client_hung_up(conn)
     _let_go()
     return clean
+
+
+#: Seconds a worker waits, once its caller has the status, for the caller to hang up.
+HANG_UP_WAIT = 1.0
+
+
+def _client_hung_up(conn: socket.socket) -> bool:
+    """Whether the client hung up once it had its status (at once, as a client does): until
+    then it may still pass a signal on to this worker, which must not reach the next
+    caller's call. A client that does not (stopped, say) leaves this worker to end."""
+    conn.settimeout(HANG_UP_WAIT)
+    try:
+        return conn.recv(1) == b""
+    except OSError:
+        return False
 
 
 def _tell_done(channel: socket.socket) -> bool:
