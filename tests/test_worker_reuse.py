@@ -106,26 +106,31 @@ def test_a_call_that_left_something_ends_the_worker(left, why):
 
 
 def test_a_worker_whose_call_is_over_is_not_killed_for_its_client_hanging_up(monkeypatch):
-    """The worker said its call was over before its client had the status; the client
-    hung up at once, seen in the same look: the worker is a spare, not killed."""
+    """The worker said its call was over ("D") before its client had the status; the client
+    hung up at once, seen in the same look: the worker is not killed but continued (were
+    it stopped by the client's Ctrl-Z), and is a spare only once it says it is back ("F")."""
     helper, worker_end = bare_helper()
     helper.spares = set()
     kept, client_end = socket.socketpair()
     helper.workers[WORKER] = os.dup(kept.fileno())
-    killed = []
-    monkeypatch.setattr(helper_module.os, "kill", lambda pid, signum: killed.append((pid, signum)))
+    signals = []
+    monkeypatch.setattr(helper_module.os, "kill", lambda pid, signum: signals.append((pid, signum)))
     try:
         worker_end.send(b"D%d" % WORKER)
         client_end.close()  # hung up
         conn = helper.workers[WORKER]
         assert helper._heard({conn, helper.channel.fileno()}, {conn: WORKER}) is True
-        assert killed == [] and helper.spares == {WORKER} and helper.workers == {}
-        # A client that hangs up while its call runs still has its worker killed:
-        helper.workers[WORKER] = os.dup(kept.fileno())
+        assert signals == [] and helper.workers == {WORKER: conn} and helper.spares == set()
+        assert helper._heard({conn}, {conn: WORKER}) is False  # the next look: still hung up
+        assert signals == [(WORKER, signal.SIGCONT)] and helper.spares == set()
+        worker_end.send(b"F%d" % WORKER)
+        assert helper._heard({helper.channel.fileno()}, {}) is True
+        assert helper.workers == {} and helper.spares == {WORKER}
+        # A client that hangs up while its call runs has its worker killed:
+        helper.workers[WORKER] = conn = os.dup(kept.fileno())
         helper.spares.discard(WORKER)
-        conn = helper.workers[WORKER]
         assert helper._heard({conn}, {conn: WORKER}) is False
-        assert killed == [(WORKER, signal.SIGKILL)]
+        assert signals[-1] == (WORKER, signal.SIGKILL)
     finally:
         for sock in (helper.channel, worker_end, kept):
             sock.close()
@@ -265,6 +270,9 @@ def test_a_signal_for_a_call_that_is_over_never_reaches_the_next(helper_runner, 
     first.send_signal(signal.SIGINT)
     first.send_signal(signal.SIGCONT)
     assert first.wait(timeout=300) == 0
-    out, err = second.communicate(b"two", timeout=300)
-    assert (second.returncode, out, err.split(b";")[0]) == (0, b"", f"memccp: debug: servers {memcached.address}".encode())
+    second.stdin.write(b"two")
+    second.stdin.close()
+    out, err = second.stdout.read(), second.stderr.read()  # the rest, after the line read above
+    assert (second.wait(timeout=300), out, err.split(b";")[0]) == \
+        (0, b"", f"memccp: debug: servers {memcached.address}".encode())
     assert dump_items(memcached) == {b"/first": (0, b"one", -1), b"/second": (0, b"two", -1)}

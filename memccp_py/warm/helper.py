@@ -11,10 +11,10 @@ client, memccp_py/warm/client.py) goes:
     client -> "G"          (go: from now on the call is the worker's, never run again)
     worker -> "X<status>\\n", or the helper "K<signal>\\n" when a signal killed the worker.
 
-A worker that accepts a call tells the helper ("T", with the connection), and once the
-call is over, before its client has the status, says "D": it then puts itself back as it
-was and serves the next call, or ends if the call left it changed
-(memccp_py/warm/idle.py). The helper forks a worker when none is spare: once a running
+A worker that accepts a call tells the helper ("T", with the connection); once the call
+is over, before its client has the status, it says "D" (the client's hanging up then no
+longer ends it), and once it has put itself back as it was (memccp_py/warm/idle.py), "F":
+it is a spare again. A call that left it changed ends it instead. The helper forks a worker when none is spare: once a running
 call has taken SPARE_DELAY, or a worker has ended. Workers serve only a caller in the
 helper's own context, read from /proc (memccp_py/warm/context.py; another context is told
 the name of its own helper). The helper exits after MEMCCP_HELPER_IDLE seconds (default 5,
@@ -86,6 +86,7 @@ class Helper:
             idle = DEFAULT_IDLE
         self.idle = min(max(idle, 0.0), MAX_IDLE) if idle == idle else DEFAULT_IDLE  # NaN
         self.hung_up: set[int] = set()  # workers killed because their client went away
+        self.finishing: set[int] = set()  # workers whose call is over ("D"), not yet put back
         self.served: set[int] = set()  # spares that have served a call
 
     def start(self) -> None:
@@ -155,9 +156,9 @@ class Helper:
 
     def _heard(self, ready: set[int], clients: dict[int, int]) -> bool:
         """What workers said, then the clients (connection -> worker) that hung up, of the
-        descriptors *ready*; True if a call was taken or finished. A worker that said it
-        finished its call (it did so before its client had the status) or took another
-        since is not killed for that client's hanging up: its call is over."""
+        descriptors *ready*; True if a worker took, finished or put away a call. A worker
+        heard from since the look is looked at again (it may have finished, or taken another
+        call on another connection)."""
         heard: set[int] = set()
         took = bool(ready & (clients.keys() | {self.channel.fileno()})) and self._messages(heard)
         for conn in ready & clients.keys():
@@ -166,11 +167,13 @@ class Helper:
         return took
 
     def _hung_up(self, pid: int) -> None:
-        """The client of worker *pid* closed its end: it was killed (it waits for the status
-        otherwise), so the call ends now, writing nothing more to the caller's descriptors."""
+        """The client of worker *pid* closed its end. During the call it was killed (it waits
+        for the status otherwise), so the call ends now, writing nothing more to the caller's
+        descriptors. Once the call is over ("D": its status is on the way), it hung up as a
+        client does; a worker it had stopped (Ctrl-Z) goes on to put itself back."""
         self.hung_up.add(pid)
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(pid, signal.SIGCONT if pid in self.finishing else signal.SIGKILL)
         except OSError:
             pass
 
@@ -205,9 +208,12 @@ class Helper:
                 self.workers[pid] = fds[0]
                 self.spares.discard(pid)
                 self.failures, took = 0, True
-            elif data.startswith(b"D") and not fds:
+            elif data[:1] in (b"D", b"F") and not fds:
                 pid = int(data[1:])
-                self._done(pid)
+                if data.startswith(b"D"):
+                    self.finishing.add(pid)
+                else:
+                    self._free(pid)
                 took = True
             else:
                 for fd in fds:
@@ -218,14 +224,15 @@ class Helper:
             if heard is not None:
                 heard.add(pid)
 
-    def _done(self, pid: int) -> None:
-        """Worker *pid* finished its call (its status is on the way to its client): it is a
-        spare again, unless it ends first (memccp_py/warm/idle.py)."""
+    def _free(self, pid: int) -> None:
+        """Worker *pid* has put itself back after its call (memccp_py/warm/idle.py): a spare
+        again."""
         conn = self.workers.pop(pid, None)
         if conn is None:
             return
         os.close(conn)
         self.hung_up.discard(pid)
+        self.finishing.discard(pid)
         self.spares.add(pid)
         self.served.add(pid)
         if not self.accepting:
@@ -269,6 +276,8 @@ class Helper:
             return
         conn = self.workers.pop(pid, None)
         self.hung_up.discard(pid)
+        self.finishing.discard(pid)
+        self.served.discard(pid)
         if conn is None:
             return
         if os.WIFSIGNALED(status):

@@ -43,13 +43,13 @@ def work(helper) -> None:
         takeover.rehearse_environment()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {RETIRE})
     idle = IdleState()
-    while _serve(helper) and idle.restore() is None:
+    while _serve(helper) and idle.restore() is None and _tell(helper.worker_channel, b"F"):
         pass
 
 
 def _serve(helper) -> bool:
-    """Take the next call and serve it; True if it was served and this worker may be a
-    spare again (the helper has been told so, before the caller got its status)."""
+    """Take the next call and serve it; True if it was served as memccp ends, and its
+    client hung up once it had the status (this worker may then serve another call)."""
     taken = _accept(helper)
     if taken is None:
         return False
@@ -68,17 +68,19 @@ def _serve(helper) -> bool:
             if conn.recv(1) != b"G":
                 return False  # the client went away or gave up: nothing ran
             status, clean = _main(helper, argv)
-        except KeyboardInterrupt:  # Ctrl-C before memccp's own handling was in place
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            # Before the status: the client's hanging up then no longer ends this worker.
+            clean = clean and _tell(helper.worker_channel, b"D")
+            conn.sendall(b"X%d\n" % status)
+        except KeyboardInterrupt:  # Ctrl-C before memccp's own handling, or after it: death
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # by the signal (the helper says "K2")
             os.kill(os.getpid(), signal.SIGINT)
             raise
-        if clean:  # before the status: the caller's hanging up then does not end this worker
-            clean = _tell_done(helper.worker_channel)
-        try:
-            conn.sendall(b"X%d\n" % status)
         except OSError:
+            clean = False  # the client is gone
+        try:
+            clean = clean and _client_hung_up(conn)
+        except KeyboardInterrupt:  # passed on for the call that is over: its caller has the status
             clean = False
-        clean = clean and _client_hung_up(conn)
     _let_go()
     return clean
 
@@ -98,10 +100,11 @@ def _client_hung_up(conn: socket.socket) -> bool:
         return False
 
 
-def _tell_done(channel: socket.socket) -> bool:
-    """Tell the helper this worker's call is over; False if the helper has gone."""
+def _tell(channel: socket.socket, what: bytes) -> bool:
+    """Tell the helper *what* of this worker ("D": its call is over, "F": it is a spare
+    again); False if the helper has gone."""
     try:
-        channel.send(b"D%d" % os.getpid(), socket.MSG_NOSIGNAL)
+        channel.send(what + b"%d" % os.getpid(), socket.MSG_NOSIGNAL)
     except OSError:
         return False
     return True
