@@ -61,8 +61,8 @@ def _serve(helper) -> bool:
         if takeover.in_background(caller, request):
             _refuse(conn, b"- a background job whose standard input is its terminal")
             return False
-        conn.sendall(b"A%d\n" % os.getpid())
-        try:
+        try:  # from "A" on, the client passes signals on to this worker
+            conn.sendall(b"A%d\n" % os.getpid())
             takeover.ignore_as(caller)
             argv = takeover.become_caller(*request)  # changes nothing outside this process
             if conn.recv(1) != b"G":
