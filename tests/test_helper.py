@@ -472,7 +472,7 @@ def test_idle_exit(tmp_path):
         with open(f"/proc/{pid}/comm") as comm:
             assert comm.read() == "memccp-helper\n"
         wait_for(lambda: not alive(pid), "the idle helper to leave")
-        wait_for(lambda: not os.listdir(runner.directory), "its files to go (a rehearsal's too)")
+        wait_for(lambda: not os.listdir(runner.directory), "its files to go")
     finally:
         runner.stop()
 
@@ -593,54 +593,6 @@ def test_code_watch(tmp_path, use_inotify, change):
         assert watch.changed()
     finally:
         watch.close()
-
-
-def test_rehearsal_copies_to_its_stand_in_and_leaves_nothing(tmp_path, capsys):
-    """A rehearsal is a whole call that succeeds (exit 0) against its stand-in, prints
-    nothing and leaves nothing behind."""
-    from memccp_py import cli
-    from memccp_py.warm.rehearsal import rehearse
-    from memccp_py.warm.takeover import rehearsal_stream
-
-    (tmp_path / "lock.test").write_bytes(b"123\n")
-    sample = str(tmp_path / "lock.test")
-    assert rehearse(cli, cli.build_parser(), str(tmp_path), sample, rehearsal_stream) == 0
-    assert capsys.readouterr() == ("", "")
-    assert os.listdir(tmp_path) == ["lock.test"]
-
-
-def test_no_rehearsal_without_its_file_or_in_a_directory_a_server_list_splits(tmp_path):
-    """No sample file, or a directory whose name a server list would split (a comma, a
-    colon, a blank): no rehearsal, nothing left behind."""
-    from memccp_py import cli
-    from memccp_py.warm.rehearsal import rehearse
-
-    parser = cli.build_parser()
-    assert rehearse(cli, parser, str(tmp_path), str(tmp_path / "gone")) is None
-    for name in ("a,127.0.0.1:11211", "a:b", "a b"):
-        odd = tmp_path / name
-        odd.mkdir()
-        (odd / "lock.x").write_bytes(b"1\n")
-        assert rehearse(cli, parser, str(odd), str(odd / "lock.x")) is None
-        assert os.listdir(odd) == ["lock.x"]
-
-
-def test_rehearsal_whose_call_never_connects_ends_at_once(tmp_path, monkeypatch):
-    """A rehearsal whose call fails before it connects does not wait out its patience for a
-    connection that never comes (every call would wait as long)."""
-    from memccp_py.warm import rehearsal
-
-    class FailingCli:
-        @staticmethod
-        def main(argv, parser=None):
-            return 2
-
-    monkeypatch.setattr(rehearsal, "PATIENCE", 3600.0)
-    (tmp_path / "lock.test").write_bytes(b"1\n")
-    started = time.monotonic()
-    assert rehearsal.rehearse(FailingCli, None, str(tmp_path), str(tmp_path / "lock.test")) == 2
-    assert time.monotonic() - started < 600  # a hang, not a speed: its patience is an hour
-    assert os.listdir(tmp_path) == ["lock.test"]
 
 
 @pytest.mark.parametrize("use_inotify", [True, False], ids=["inotify", "snapshot"])

@@ -203,9 +203,8 @@ def test_background_job_reading_its_terminal(tmp_path, memcached, mode):
 # --- set-user-ID / set-group-ID -------------------------------------------------------------
 
 def helper_files(directory: str) -> list:
-    """The helpers' sockets and locks in *directory* (not a spare worker's rehearsal, which
-    comes and goes on its own)."""
-    return sorted(name for name in os.listdir(directory) if not name.startswith("rehearsal."))
+    """The helpers' sockets and locks in *directory*."""
+    return sorted(os.listdir(directory))
 
 
 @root_only

@@ -27,12 +27,6 @@ def request(opcode: int, opaque: int, key: bytes = b"", extras: bytes = b"", val
                        len(key) + len(extras) + value_length, opaque, cas) + extras + key
 
 
-def response(opcode: int, opaque: int, key: bytes = b"", value: bytes = b"", status: int = 0) -> bytes:
-    """A reply as a server sends it (the helper's rehearsal plays a server)."""
-    return HEADER.pack(RESPONSE, opcode, len(key), 0, 0, status, len(key) + len(value), opaque,
-                       0) + key + value
-
-
 def stat_request(opaque: int, group: bytes = b"", probe: bool = False) -> bytes:
     """STAT *group*. *probe*: its last byte is a newline, so a text-protocol server reads it
     as one line it answers with ERROR at once, before anything else is sent (a binary

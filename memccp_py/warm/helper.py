@@ -35,7 +35,6 @@ import time
 
 from memccp_py.warm.context import context
 from memccp_py.warm.codewatch import CodeWatch
-from memccp_py.warm.rehearsal import rehearse
 
 #: When this module was loaded: a code change since then, even before the watch on the code
 #: was in place, makes the helper retire.
@@ -44,10 +43,8 @@ BEGAN_NS = time.time_ns()
 DEFAULT_IDLE = 5.0
 MAX_IDLE = 60.0  # seconds: MEMCCP_HELPER_IDLE asks for at most this
 SPARE_DELAY = 0.02  # seconds a call runs before the next worker is forked anyway
-#: Workers kept waiting for calls. With two, a caller that comes while the new one still
-#: rehearses is taken at once by the other; but that rehearsal then runs beside the call,
-#: and on two cores the loop measured 3% slower than with one (3.87 s against 3.75 s for
-#: 500 calls, 8 rounds taking turns).
+#: Workers kept waiting for calls: one, back as a spare after each call; another is forked
+#: only while a call runs longer than SPARE_DELAY.
 SPARES = 1
 SPARE_FAILURES = 3  # workers that die before taking a call, in a row, before the helper gives up
 
@@ -79,7 +76,6 @@ class Helper:
         self.workers: dict[int, int] = {}  # pid -> its client connection (a duplicate)
         self.channel = self.worker_channel = None
         self.wake_read = self.wake_write = -1
-        self.sample: str | None = None  # the file a rehearsal copies (the lock: it holds a pid)
         try:
             idle = float(os.environ.get("MEMCCP_HELPER_IDLE", DEFAULT_IDLE))
         except ValueError:
@@ -100,7 +96,6 @@ class Helper:
         self.cli, self.parser = cli, cli.build_parser()
         self.context, _ = context()  # what a caller's must be, read once
         _warm_up(self.cli, os.path.join(os.path.dirname(self.path), "warm-up"))
-        self.rehearse()
         self.watch = CodeWatch(since_ns=BEGAN_NS)
         self.channel, self.worker_channel = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.wake_read, self.wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -108,15 +103,6 @@ class Helper:
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)
         gc.collect()
         gc.freeze()  # keep the imported objects' pages shared with the workers
-
-    def rehearse(self) -> None:
-        """A whole call copying the sample file (memccp_py/warm/rehearsal.py): in the helper,
-        what it imports or caches is paid once; in a spare worker, the memory a call writes
-        is copied and cached before a caller waits."""
-        if self.sample is not None:
-            from memccp_py.warm.takeover import rehearsal_stream
-
-            rehearse(self.cli, self.parser, os.path.dirname(self.path), self.sample, rehearsal_stream)
 
     def loop(self) -> None:
         """Keep SPARES workers waiting for calls, reap the ones done, leave when idle.

@@ -23,8 +23,8 @@ import threading
 import warnings
 
 #: Calls one worker serves before it ends: whatever a call might leave that the check does
-#: not see lasts that long at most (a fresh worker costs a fork and a rehearsal, some 6 ms of
-#: processor time, here spread over this many calls).
+#: not see lasts that long at most (a fresh worker costs a fork and the copying of the memory
+#: its first call writes, some 5 ms of processor time, here spread over this many calls).
 MAX_CALLS = 100
 #: A worker that grew by more than this while it served (a large file, a long list of
 #: names) ends rather than keep the memory.

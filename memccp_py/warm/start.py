@@ -8,7 +8,6 @@ import os
 import socket
 
 from memccp_py.warm.helper import Helper
-from memccp_py.warm.rehearsal import listen_unix
 
 
 def serve(directory: str, name: str) -> None:
@@ -40,7 +39,6 @@ def serve(directory: str, name: str) -> None:
         os.close(lock)
         return
     helper = Helper(listener, path, lock, os.path.join(directory, f"lock.{name}"))
-    helper.sample = helper.lock_path  # a rehearsal copies it
     try:
         helper.start()
         helper.loop()
@@ -55,6 +53,23 @@ def _name_process(name: bytes) -> None:
             comm.write(name)
     except OSError:
         pass
+
+
+def listen_unix(path: str, backlog: int) -> socket.socket:
+    """A unix socket listening at PATH (in a private directory: what is there is ours, left
+    behind by a process that died, and is replaced)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        listener.bind(path)
+        listener.listen(backlog)
+    except BaseException:
+        listener.close()
+        raise
+    return listener
 
 
 def _listen(path: str) -> socket.socket:

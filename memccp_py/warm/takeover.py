@@ -1,7 +1,6 @@
 """Taking on the caller, in a worker: the call read off the socket (its descriptors and
 fields, as warm/client.py sends them), and the worker becoming the calling process
 (directory, umask, environment, descriptors 0-2, standard streams, the signals it ignores).
-Also the rehearsals of the environment and the streams a spare worker runs while it waits.
 """
 
 from __future__ import annotations
@@ -17,22 +16,6 @@ import sys
 PROTOCOL = b"memccp-helper-1"
 #: A request is this long at most (arguments and environment).
 MAX_REQUEST = 8 << 20
-
-
-#: What a rehearsal puts in the C library's environment and takes out again: as many
-#: variables as a usual login's, of the usual lengths (8 to 256 bytes).
-STAND_IN_ENVIRONMENT = tuple((b"MEMCCP_REHEARSAL_%d" % i, b"x" * (8 << i % 6)) for i in range(48))
-
-
-def rehearse_environment() -> None:
-    """Set and unset a stand-in environment, as a call sets its caller's: the C library
-    allocates each variable it is given, and in a worker just forked the first such
-    allocations write pages still shared with the helper, each then copied (some 5 us a
-    variable, against 1 us once done): a caller does not wait for those copies."""
-    for key, value in STAND_IN_ENVIRONMENT:
-        os.putenv(key, value)
-    for key, _ in STAND_IN_ENVIRONMENT:
-        os.unsetenv(key)
 
 
 def in_background(caller: dict, request) -> bool:
@@ -134,11 +117,6 @@ def set_environment(entries: list[bytes]) -> None:
             os.putenv(key, value)
     data.clear()
     data.update(wanted)
-
-
-def rehearsal_stream(fd: int) -> io.TextIOWrapper:
-    """A standard stream as a call most often has it (for a rehearsal)."""
-    return _stream(fd, b"utf-8", b"strict", b"0", b"0")
 
 
 def _stream(fd: int, encoding: bytes, errors: bytes, line_buffering: bytes, write_through: bytes):

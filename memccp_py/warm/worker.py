@@ -36,12 +36,6 @@ def work(helper) -> None:
     for signum in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP, RETIRE):
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    if not select.select([helper.listener], [], [], 0)[0]:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {RETIRE})  # ends after the rehearsal's tidying
-        helper.rehearse()  # while no one waits: the memory a call writes is copied now
-        _rehearse_check(helper.context)
-        takeover.rehearse_environment()
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {RETIRE})
     idle = IdleState()
     while _serve(helper) and idle.restore() is None and _tell(helper.worker_channel, b"F"):
         pass
@@ -170,22 +164,6 @@ def _compare(conn: socket.socket, own: list) -> tuple[bytes | None, dict]:
         if value != mine:  # the caller is told which helper is its context's
             return helper_name(pairs) + b" " + name + b" differs", {}
     return None, extra
-
-
-def _rehearse_check(own: list) -> None:
-    """Check this worker itself as a caller, while no one waits: the pages a check writes
-    are copied and its code and data are in the caches before a caller waits on them."""
-    try:
-        ends = socket.socketpair()
-    except OSError:
-        return
-    try:
-        _compare(ends[0], own)
-    except OSError:
-        pass
-    finally:
-        for end in ends:
-            end.close()
 
 
 def _refuse(conn: socket.socket, why: bytes) -> None:
