@@ -15,7 +15,7 @@ def bare_helper() -> tuple:
     helper = Helper.__new__(Helper)
     helper.channel, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     helper.workers, helper.spares, helper.hung_up, helper.served = {}, {WORKER}, set(), set()
-    helper.finishing = set()
+    helper.finishing = {}
     helper.failures, helper.accepting = 0, True
     return helper, worker_end
 

@@ -229,7 +229,8 @@ def test_debug_lines_of_one_call_are_not_written_into_the_next(helper_runner, sa
     env = helper_runner.env(MEMCACHED_PASSWORD=SASL_PASSWORD)
     argv = ["-u", "alice", "-s", sasl_memcached.address, str(tmp_path / "f")]
     debugged = helper_runner("-d", *argv, env=env)
-    assert debugged.returncode == 0 and b"debug: bmemcached.protocol: Authenticating as alice" in debugged.stderr
+    assert debugged.returncode == 0
+    assert b"debug: bmemcached.protocol: Authenticating as alice" in debugged.stderr
     quiet = helper_runner(*argv, env=env)
     assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, b"", b"")
     again = helper_runner("-d", *argv, env=env)
@@ -276,3 +277,21 @@ def test_a_signal_for_a_call_that_is_over_never_reaches_the_next(helper_runner, 
     assert (second.wait(timeout=300), out, err.split(b";")[0]) == \
         (0, b"", f"memccp: debug: servers {memcached.address}".encode())
     assert dump_items(memcached) == {b"/first": (0, b"one", -1), b"/second": (0, b"two", -1)}
+
+
+def test_a_worker_whose_call_is_over_is_waited_for_not_replaced():
+    """No spare: a worker whose call runs gets one forked after SPARE_DELAY; a worker whose
+    call is over is waited for until it is back (FINISHING_WAIT at most, then it ends)."""
+    helper, worker_end = bare_helper()
+    try:
+        helper.spares = set()
+        assert helper._fork_due(100.0) == 0.0  # no worker at all: at once
+        helper.workers[WORKER] = -1
+        assert helper._fork_due(100.0) == 100.0 + helper_module.SPARE_DELAY
+        helper.finishing[WORKER] = 101.0
+        assert helper._fork_due(100.0) == 101.0 + helper_module.FINISHING_WAIT
+        helper.workers[WORKER + 1] = -1  # and another call runs
+        assert helper._fork_due(100.0) == 100.0 + helper_module.SPARE_DELAY
+    finally:
+        helper.channel.close()
+        worker_end.close()

@@ -1,9 +1,8 @@
-"""The warm helper behind bin/memccp: one per user, kept while calls come.
+"""The warm helper behind bin/memccp: one per user and context, kept while calls come.
 
-It has memccp_py and bmemcached imported and the argument parser built, and keeps SPARES
-forked workers (one) waiting on the socket, so that a loop running memccp once per file pays
-neither the interpreter's start-up nor the imports nor a fork. A call (from the thin
-client, memccp_py/warm/client.py) goes:
+It has memccp_py and bmemcached imported and the argument parser built, and keeps a forked
+worker waiting on the socket: a loop running memccp once per file pays neither the
+interpreter's start-up nor the imports nor a fork. A call (memccp_py/warm/client.py) goes:
 
     client -> 4-byte length, NUL-separated fields, and by SCM_RIGHTS the working
               directory and those of the descriptors 0, 1, 2 that are open
@@ -11,15 +10,12 @@ client, memccp_py/warm/client.py) goes:
     client -> "G"          (go: from now on the call is the worker's, never run again)
     worker -> "X<status>\\n", or the helper "K<signal>\\n" when a signal killed the worker.
 
-A worker that accepts a call tells the helper ("T", with the connection); once the call
-is over, before its client has the status, it says "D" (the client's hanging up then no
-longer ends it), and once it has put itself back as it was (memccp_py/warm/idle.py), "F":
-it is a spare again. A call that left it changed ends it instead. The helper forks a worker when none is spare: once a running
-call has taken SPARE_DELAY, or a worker has ended. Workers serve only a caller in the
-helper's own context, read from /proc (memccp_py/warm/context.py; another context is told
-the name of its own helper). The helper exits after MEMCCP_HELPER_IDLE seconds (default 5,
-at most 60) without a call, and as soon as the code it runs has
-changed on disk (memccp_py/warm/codewatch.py; a worker that finds out first says "R").
+A worker tells the helper "T" (with the connection) when it takes a call, "D" when the call
+is over (before its client has the status: the client's hanging up then no longer ends it),
+"F" once it has put itself back (memccp_py/warm/idle.py) and is a spare again, and "R" when
+the code changed. Only callers in the helper's own context are served (context.py). The
+helper leaves after MEMCCP_HELPER_IDLE seconds (default 5, at most 60) without a call, and
+as soon as its code changed on disk (memccp_py/warm/codewatch.py).
 """
 
 from __future__ import annotations
@@ -43,9 +39,9 @@ BEGAN_NS = time.time_ns()
 DEFAULT_IDLE = 5.0
 MAX_IDLE = 60.0  # seconds: MEMCCP_HELPER_IDLE asks for at most this
 SPARE_DELAY = 0.02  # seconds a call runs before the next worker is forked anyway
-#: Workers kept waiting for calls: one, back as a spare after each call; another is forked
-#: only while a call runs longer than SPARE_DELAY.
-SPARES = 1
+#: Seconds a worker whose call is over may take to be back before another is forked: it waits
+#: for its client to hang up (worker.HANG_UP_WAIT, 1 s) and ends if it does not.
+FINISHING_WAIT = 1.1
 SPARE_FAILURES = 3  # workers that die before taking a call, in a row, before the helper gives up
 
 
@@ -82,7 +78,8 @@ class Helper:
             idle = DEFAULT_IDLE
         self.idle = min(max(idle, 0.0), MAX_IDLE) if idle == idle else DEFAULT_IDLE  # NaN
         self.hung_up: set[int] = set()  # workers killed because their client went away
-        self.finishing: set[int] = set()  # workers whose call is over ("D"), not yet put back
+        #: workers whose call is over ("D"), not yet put back: pid -> when it said so
+        self.finishing: dict[int, float] = {}
         self.served: set[int] = set()  # spares that have served a call
 
     def start(self) -> None:
@@ -105,21 +102,19 @@ class Helper:
         gc.freeze()  # keep the imported objects' pages shared with the workers
 
     def loop(self) -> None:
-        """Keep SPARES workers waiting for calls, reap the ones done, leave when idle.
-        A worker whose call is over is a spare again; another is forked only when none
-        comes back (a call has run for a while, or a worker ended): a fork and its warm-up
-        are not paid by each call. A worker whose client went away (killed) is killed at
-        once, as the call would have been in-process."""
+        """Keep a worker waiting for calls, reap the ones done, leave when idle. A worker
+        whose call is over is a spare again; another is forked only when none is
+        (_fork_due). A worker whose client went away (killed) is killed at once, as the
+        call would have been in-process."""
         last = time.monotonic()
         while self.accepting or self.workers or self.spares:
-            while self.accepting and len(self.spares) < SPARES and \
-                    (not self.workers or time.monotonic() - last >= SPARE_DELAY):
+            while self.accepting and not self.spares and time.monotonic() >= self._fork_due(last):
                 self.spares.add(self._fork_worker())
-            if not self.accepting or len(self.spares) >= SPARES:
+            if not self.accepting or self.spares:
                 wait = None if self.workers or not self.accepting else \
                     max(0.0, last + self.idle - time.monotonic())
             else:
-                wait = max(0.0, last + SPARE_DELAY - time.monotonic())
+                wait = max(0.0, self._fork_due(last) - time.monotonic())
             poller = select.poll()
             for fd in (self.channel.fileno(), self.wake_read):
                 poller.register(fd, select.POLLIN)
@@ -139,6 +134,17 @@ class Helper:
                 self._reap()
             if not ready and self.accepting and not self.workers and self.spares:
                 self.retire()  # idle
+
+    def _fork_due(self, last: float) -> float:
+        """When to fork a worker, none being spare (*last*: when a worker last said
+        anything): at once if no worker is busy; SPARE_DELAY after that if a call runs; a
+        worker whose call is over ("D") is waited for until it is back, or ends, as it does
+        once FINISHING_WAIT has passed."""
+        if not self.workers:
+            return 0.0
+        if any(pid not in self.finishing for pid in self.workers):
+            return last + SPARE_DELAY
+        return min(self.finishing.values()) + FINISHING_WAIT
 
     def _heard(self, ready: set[int], clients: dict[int, int]) -> bool:
         """What workers said, then the clients (connection -> worker) that hung up, of the
@@ -197,7 +203,7 @@ class Helper:
             elif data[:1] in (b"D", b"F") and not fds:
                 pid = int(data[1:])
                 if data.startswith(b"D"):
-                    self.finishing.add(pid)
+                    self.finishing[pid] = time.monotonic()
                 else:
                     self._free(pid)
                 took = True
@@ -218,7 +224,7 @@ class Helper:
             return
         os.close(conn)
         self.hung_up.discard(pid)
-        self.finishing.discard(pid)
+        self.finishing.pop(pid, None)
         self.spares.add(pid)
         self.served.add(pid)
         if not self.accepting:
@@ -262,7 +268,7 @@ class Helper:
             return
         conn = self.workers.pop(pid, None)
         self.hung_up.discard(pid)
-        self.finishing.discard(pid)
+        self.finishing.pop(pid, None)
         self.served.discard(pid)
         if conn is None:
             return
