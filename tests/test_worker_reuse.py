@@ -1,8 +1,9 @@
 """A worker serves calls one after another: each call finds it as the first one did (its
 directory, umask, environment, signals, streams, arguments, limits put back), nothing of a
 caller stays between calls, and a worker a call left changed (a descriptor, a thread, a log
-handler, memory, its number of calls) ends instead of serving again; the helper counts a
-worker whose call is over as a spare, even when its client hangs up at once."""
+handler, memory, its number of calls) ends instead of serving again; the helper does not
+kill a worker whose call is over when its client hangs up, and counts it a spare once it is
+back."""
 
 import ctypes
 import json

@@ -31,6 +31,7 @@ import time
 
 from memccp_py.warm.context import context
 from memccp_py.warm.codewatch import CodeWatch
+from memccp_py.warm.worker import HANG_UP_WAIT
 
 #: When this module was loaded: a code change since then, even before the watch on the code
 #: was in place, makes the helper retire.
@@ -40,8 +41,8 @@ DEFAULT_IDLE = 5.0
 MAX_IDLE = 60.0  # seconds: MEMCCP_HELPER_IDLE asks for at most this
 SPARE_DELAY = 0.02  # seconds a call runs before the next worker is forked anyway
 #: Seconds a worker whose call is over may take to be back before another is forked: it waits
-#: for its client to hang up (worker.HANG_UP_WAIT, 1 s) and ends if it does not.
-FINISHING_WAIT = 1.1
+#: HANG_UP_WAIT for its client to hang up, and ends if it does not.
+FINISHING_WAIT = HANG_UP_WAIT + 0.1
 SPARE_FAILURES = 3  # workers that die before taking a call, in a row, before the helper gives up
 
 
@@ -77,7 +78,7 @@ class Helper:
         except ValueError:
             idle = DEFAULT_IDLE
         self.idle = min(max(idle, 0.0), MAX_IDLE) if idle == idle else DEFAULT_IDLE  # NaN
-        self.hung_up: set[int] = set()  # workers killed because their client went away
+        self.hung_up: set[int] = set()  # workers whose client hung up (killed, or continued)
         #: workers whose call is over ("D"), not yet put back: pid -> when it said so
         self.finishing: dict[int, float] = {}
         self.served: set[int] = set()  # spares that have served a call

@@ -22,6 +22,8 @@ import sys
 import threading
 import warnings
 
+from memccp_py.warm.takeover import set_environment
+
 #: Calls one worker serves before it ends: whatever a call might leave that the check does
 #: not see lasts that long at most (a fresh worker costs a fork and the copying of the memory
 #: its first call writes, some 5 ms of processor time, here spread over this many calls).
@@ -79,8 +81,6 @@ class IdleState:
     def restore(self) -> str | None:
         """Put the worker back as it waited (its standard descriptors are /dev/null again
         already); None if it may serve another call, else why not."""
-        from memccp_py.warm.takeover import set_environment
-
         self.calls += 1
         os.fchdir(self.directory)
         os.umask(self.umask)

@@ -55,28 +55,22 @@ def _name_process(name: bytes) -> None:
         pass
 
 
-def listen_unix(path: str, backlog: int) -> socket.socket:
-    """A unix socket listening at PATH (in a private directory: what is there is ours, left
-    behind by a process that died, and is replaced)."""
+def _listen(path: str) -> socket.socket:
+    """Bind and listen under a private name, then rename into place: a client never finds
+    a socket that is not listening yet (one left behind by a dead helper is replaced, as is
+    a private name left by a dead process: the directory is this user's alone)."""
+    temporary = f"{path}.{os.getpid()}"
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         try:
-            os.unlink(path)
+            os.unlink(temporary)
         except FileNotFoundError:
             pass
-        listener.bind(path)
-        listener.listen(backlog)
+        listener.bind(temporary)
+        listener.listen(128)
+        listener.setblocking(False)
+        os.rename(temporary, path)
     except BaseException:
         listener.close()
         raise
-    return listener
-
-
-def _listen(path: str) -> socket.socket:
-    """Bind and listen under a private name, then rename into place: a client never finds
-    a socket that is not listening yet (one left behind by a dead helper is replaced)."""
-    temporary = f"{path}.{os.getpid()}"
-    listener = listen_unix(temporary, 128)
-    listener.setblocking(False)
-    os.rename(temporary, path)
     return listener
